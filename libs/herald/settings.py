@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     worker_processes: int = Field(1, validation_alias="HERALD_WORKER_PROCESSES", ge=1, le=64)
     worker_threads: int = Field(8, validation_alias="HERALD_WORKER_THREADS", ge=1, le=256)
 
+    # Cloud API client connection pool (one pooled httpx client per process); HTTP/2 stays off by
+    # default because the local simulator speaks HTTP/1.1 only.
+    whatsapp_max_connections: int = Field(100, validation_alias="WHATSAPP_MAX_CONNECTIONS", ge=1, le=1000)
+    whatsapp_http2: bool = Field(False, validation_alias="WHATSAPP_HTTP2")
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

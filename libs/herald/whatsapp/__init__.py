@@ -1,0 +1,46 @@
+"""WhatsApp Cloud API client: typed sends, templates, media and error classification."""
+
+from herald.whatsapp.client import CloudAPIClient, MediaInfo, MessageTemplate, SendResult
+from herald.whatsapp.errors import (
+    AuthError,
+    CloudAPIError,
+    CloudAPITransportError,
+    InvalidRequestError,
+    PairRateLimitError,
+    PermissionDeniedError,
+    RateLimitError,
+    RecipientError,
+    ReEngagementError,
+    RetryPolicy,
+    ServerError,
+    SpamRateLimitError,
+    TemplateError,
+    classify,
+    classify_webhook_error,
+    error_from_response,
+    error_from_webhook,
+)
+
+__all__ = [
+    "AuthError",
+    "CloudAPIClient",
+    "CloudAPIError",
+    "CloudAPITransportError",
+    "InvalidRequestError",
+    "MediaInfo",
+    "MessageTemplate",
+    "PairRateLimitError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ReEngagementError",
+    "RecipientError",
+    "RetryPolicy",
+    "SendResult",
+    "ServerError",
+    "SpamRateLimitError",
+    "TemplateError",
+    "classify",
+    "classify_webhook_error",
+    "error_from_response",
+    "error_from_webhook",
+]
