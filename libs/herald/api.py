@@ -1,0 +1,208 @@
+"""The FastAPI app factory every service uses: one error shape, request ids, CORS, body limits,
+/health, /ready, /metrics, and a transactional session dependency."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import redis.asyncio as aioredis
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import ORJSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from herald import db
+from herald.errors import install_error_handlers, problem
+from herald.observability import metrics
+from herald.observability.logging import configure_logging
+from herald.settings import get_settings
+
+log = structlog.get_logger("herald.api")
+
+
+async def get_session() -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed before the response, jobs enqueued after commit."""
+    async with db.session_scope() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+class HTTPMiddleware:
+    """Request ids, body-size limit and HTTP metrics in one pure ASGI layer (cheap per request)."""
+
+    def __init__(self, app: ASGIApp, service: str, max_body_bytes: int, body_limits: dict[str, int]) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+        self.body_limits = body_limits
+
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.body_limits.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        limit = self._limit_for(scope["path"])
+        declared = headers.get(b"content-length")
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+        metrics.HTTP_IN_FLIGHT.labels(self.service).inc()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                await self._too_large(scope, receive, send_with_id, limit)
+            else:
+                try:
+                    await self.app(scope, limited_receive, send_with_id)
+                except _BodyTooLarge:
+                    await self._too_large(scope, receive, send_with_id, limit)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            metrics.HTTP_IN_FLIGHT.labels(self.service).dec()
+            metrics.HTTP_REQUESTS.labels(self.service, template, scope["method"], str(status_holder["status"])).inc()
+            metrics.HTTP_LATENCY.labels(self.service, template, scope["method"]).observe(time.perf_counter() - started)
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        request = Request(scope, receive)
+        response = problem(
+            request, 413, "Payload too large", f"request body exceeds {limit} bytes", "payload_too_large"
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def check_ready() -> dict[str, str]:
+    """PostgreSQL and Redis reachable: what /ready reports."""
+    checks: dict[str, str] = {}
+    try:
+        async with db.async_engine().connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["postgres"] = "ok"
+    except Exception as exc:
+        checks["postgres"] = f"error: {type(exc).__name__}"
+    client = aioredis.from_url(get_settings().redis_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        await client.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    finally:
+        await client.aclose()
+    return checks
+
+
+def create_service_app(
+    service: str,
+    routers: Sequence[APIRouter],
+    *,
+    description: str = "",
+    body_limits: dict[str, int] | None = None,
+    on_startup: Sequence[Callable[[], Any]] = (),
+    on_shutdown: Sequence[Callable[[], Any]] = (),
+) -> FastAPI:
+    settings = get_settings()
+    configure_logging(service)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for hook in on_startup:
+            result = hook()
+            if hasattr(result, "__await__"):
+                await result
+        yield
+        for hook in on_shutdown:
+            result = hook()
+            if hasattr(result, "__await__"):
+                await result
+        await db.dispose_engines()
+
+    app = FastAPI(
+        title=f"Herald {service}",
+        description=description,
+        version="0.1.0",
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.service = service
+    install_error_handlers(app)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> Response:
+        # A constraint caught what validation did not (a race on a unique key): a conflict, not a crash.
+        log.info("integrity_error", constraint=getattr(getattr(exc.orig, "diag", None), "constraint_name", None))
+        return problem(request, 409, "Conflict", "the request conflicts with stored data", "conflict")
+
+    for router in routers:
+        app.include_router(router)
+
+    @app.get("/health", tags=["ops"], summary="Process is alive (no dependencies checked)")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/ready", tags=["ops"], summary="PostgreSQL and Redis are reachable")
+    async def ready() -> Response:
+        checks = await check_ready()
+        ok = all(value == "ok" for value in checks.values())
+        return ORJSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.render_latest()
+        return Response(body, media_type=content_type)
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.allowed_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-Request-ID"],
+    )
+    app.add_middleware(
+        HTTPMiddleware,
+        service=service,
+        max_body_bytes=settings.max_body_bytes,
+        body_limits=body_limits or {},
+    )
+    return app
