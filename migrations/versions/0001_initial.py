@@ -135,11 +135,12 @@ def upgrade() -> None:
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('due_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint("status IN ('pending', 'processed', 'failed', 'skipped')", name=op.f('ck_webhook_events_status_valid')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_events'))
     )
     op.create_index(op.f('ix_webhook_events_received_at'), 'webhook_events', ['received_at'], unique=False)
-    op.create_index('ix_webhook_events_unfinished', 'webhook_events', ['received_at'], unique=False, postgresql_where=sa.text("status IN ('pending', 'failed')"))
+    op.create_index('ix_webhook_events_unfinished', 'webhook_events', ['due_at'], unique=False, postgresql_where=sa.text("status IN ('pending', 'failed')"))
     op.create_table('api_keys',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),

@@ -94,7 +94,8 @@ class WebhookEvent(SQLModel, table=True):
     __tablename__ = "webhook_events"
     __table_args__ = (
         enum_check("status", InboxStatus),
-        Index("ix_webhook_events_unfinished", "received_at", postgresql_where=text("status IN ('pending', 'failed')")),
+        # The relay scans pending rows by when they are due; the admin list filters failed ones.
+        Index("ix_webhook_events_unfinished", "due_at", postgresql_where=text("status IN ('pending', 'failed')")),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True))
@@ -108,3 +109,9 @@ class WebhookEvent(SQLModel, table=True):
     attempts: int = Field(default=0)
     error: str | None = Field(default=None)
     processed_at: datetime | None = timestamp_field()
+    # When the row should next be processed: the insert time, or the time of a scheduled retry.
+    # The relay re-enqueues pending rows whose due time is well past (the broker lost them).
+    due_at: datetime = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
