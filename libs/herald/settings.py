@@ -95,6 +95,31 @@ class Settings(BaseSettings):
     whatsapp_max_connections: int = Field(100, validation_alias="WHATSAPP_MAX_CONNECTIONS", ge=1, le=1000)
     whatsapp_http2: bool = Field(False, validation_alias="WHATSAPP_HTTP2")
 
+    # Webhook intake and processing. Meta caps a webhook payload at 3 MB.
+    webhook_max_body_bytes: int = Field(
+        3 * 1_048_576, validation_alias="HERALD_WEBHOOK_MAX_BODY_BYTES", ge=1024
+    )
+    # How often a status for a wamid we do not know yet is retried before the event is skipped
+    # (the send response may not be committed yet), and the first retry delay (doubling).
+    webhook_unknown_message_retries: int = Field(
+        6, validation_alias="HERALD_WEBHOOK_UNKNOWN_MESSAGE_RETRIES", ge=0, le=20
+    )
+    webhook_retry_base_ms: int = Field(2000, validation_alias="HERALD_WEBHOOK_RETRY_BASE_MS", ge=1)
+    # A pending inbox row this long past due is re-enqueued by the relay (the broker lost it).
+    webhook_relay_after_seconds: int = Field(60, validation_alias="HERALD_WEBHOOK_RELAY_AFTER_SECONDS", ge=1)
+    # Opt-out / opt-in keywords per language (JSON), matched as the whole message, case- and
+    # accent-insensitive, in every language at once.
+    opt_out_keywords: dict[str, list[str]] = Field(
+        default_factory=lambda: {"en": ["STOP", "UNSUBSCRIBE"], "es": ["BAJA", "ALTO"]},
+        validation_alias="HERALD_OPT_OUT_KEYWORDS",
+    )
+    opt_in_keywords: dict[str, list[str]] = Field(
+        default_factory=lambda: {"en": ["START"], "es": ["ALTA"]},
+        validation_alias="HERALD_OPT_IN_KEYWORDS",
+    )
+    # Text sent back after a keyword opt-out; empty sends nothing.
+    opt_out_confirmation: str = Field("", validation_alias="HERALD_OPT_OUT_CONFIRMATION", max_length=4096)
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
