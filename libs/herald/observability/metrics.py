@@ -26,3 +26,30 @@ HTTP_IN_FLIGHT = Gauge(
 
 def render_latest() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# --- webhook intake and processing ----------------------------------------------------------
+
+WEBHOOK_EVENTS = Counter(
+    "herald_webhook_events_total",
+    "Webhook changes processed, by field (messages, message_template_status_update, ...) and kind.",
+    ["field", "kind"],
+    registry=REGISTRY,
+)
+WEBHOOK_SIGNATURE_FAILURES = Counter(
+    "herald_webhook_signature_failures_total",
+    "Webhook POSTs refused for a missing or invalid X-Hub-Signature-256.",
+    ["reason"],
+    registry=REGISTRY,
+)
+WEBHOOK_LAST_RECEIVED = Gauge(
+    "herald_webhook_last_received_timestamp_seconds",
+    "Unix time of the last signed webhook stored (alert when it stops moving).",
+    registry=REGISTRY,
+)
+WEBHOOK_INBOX_OUTCOMES = Counter(
+    "herald_webhook_inbox_outcomes_total",
+    "Inbox rows finished by the processing actor, by final status (processed, skipped, failed, deferred).",
+    ["status"],
+    registry=REGISTRY,
+)
