@@ -268,6 +268,20 @@ QUEUE_IN_PROGRESS = Gauge(
     multiprocess_mode="livesum",
 )
 
+# --- contacts service and login ------------------------------------------------------------
+CONTACT_IMPORT_ROWS = Counter(
+    "herald_contact_import_rows_total",
+    "CSV import rows by result (created, updated, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
+LOGIN_ATTEMPTS = Counter(
+    "herald_login_attempts_total",
+    "Password logins by result (success, invalid, disabled, rate_limited).",
+    ["result"],
+    registry=REGISTRY,
+)
+
 # Names exported by collectors at scrape time (herald.observability.collectors).
 QUEUE_DEPTH = "herald_queue_depth"
 QUEUE_DELAYED_DEPTH = "herald_queue_delayed_depth"
