@@ -51,6 +51,7 @@ class Contact(SQLModel, table=True):
         Index("ix_contacts_attributes", "attributes", postgresql_using="gin", postgresql_ops={"attributes": "jsonb_path_ops"}),
         # Keyset pagination order.
         Index("ix_contacts_created_at_id", "created_at", "id"),
+        Index("ix_contacts_updated_at", "updated_at"),
     )
 
     id: uuid.UUID = uuid_pk()

@@ -78,6 +78,8 @@ class Message(SQLModel, table=True):
         enum_check("category", MessageCategory),
         Index("ix_messages_contact_created", "contact_id", "created_at"),
         Index("ix_messages_status_updated", "status", "updated_at"),
+        # The analytics rollup finds hours touched since its last run by updated_at.
+        Index("ix_messages_updated_at", "updated_at"),
         # The relay and the stuck-message recovery scan only unfinished outbound work.
         Index(
             "ix_messages_pending",
