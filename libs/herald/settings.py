@@ -120,6 +120,15 @@ class Settings(BaseSettings):
     # Text sent back after a keyword opt-out; empty sends nothing.
     opt_out_confirmation: str = Field("", validation_alias="HERALD_OPT_OUT_CONFIRMATION", max_length=4096)
 
+    # Retention (days; 0 keeps forever). Messages and contacts are kept unless told otherwise.
+    retention_logs_days: int = Field(90, validation_alias="HERALD_RETENTION_LOGS_DAYS", ge=0)
+    retention_webhook_events_days: int = Field(14, validation_alias="HERALD_RETENTION_WEBHOOK_EVENTS_DAYS", ge=0)
+    retention_idempotency_days: int = Field(2, validation_alias="HERALD_RETENTION_IDEMPOTENCY_DAYS", ge=0)
+    retention_automation_runs_days: int = Field(
+        365, validation_alias="HERALD_RETENTION_AUTOMATION_RUNS_DAYS", ge=0
+    )
+    retention_messages_days: int = Field(0, validation_alias="HERALD_RETENTION_MESSAGES_DAYS", ge=0)
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
