@@ -4,12 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fixtures.simulator import SimulatorHandle, simulator, simulator_process  # noqa: F401
-from tests.fixtures.webhook_receiver import (  # noqa: F401
-    WebhookReceiver,
-    webhook_receiver,
-    webhook_receiver_process,
-)
+from tests.fixtures.simulator import simulator, simulator_process  # noqa: F401
+from tests.fixtures.webhook_receiver import webhook_receiver, webhook_receiver_process, wired  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -21,10 +17,3 @@ def herald_environment() -> Iterator[dict[str, str]]:
 @pytest.fixture
 def clean_state() -> None:
     """Overrides the root fixture: nothing to clean outside the simulator."""
-
-
-@pytest.fixture
-def wired(simulator: SimulatorHandle, webhook_receiver: WebhookReceiver) -> tuple[SimulatorHandle, WebhookReceiver]:
-    """A fresh simulator posting its webhooks to a fresh receiver."""
-    simulator.configure(callback_url=webhook_receiver.url)
-    return simulator, webhook_receiver

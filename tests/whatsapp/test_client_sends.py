@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from herald.whatsapp import SendResult
+
 from tests.fixtures.simulator import SimulatorHandle
 
 CUSTOMER = "16505551234"
@@ -39,14 +39,19 @@ async def test_send_text_inside_window(simulator: SimulatorHandle) -> None:
 
 async def test_send_template_positional_parameters(simulator: SimulatorHandle) -> None:
     async with simulator.client() as client:
-        result = await client.send_template(CUSTOMER, "order_update", "en_US", body_parameters=["John", "#42"])
+        result = await client.send_template(
+            CUSTOMER, "order_update", "en_US", body_parameters=["John", "#42"]
+        )
     assert_wamid(result)
     assert result.message_status == "accepted"
     assert last_payload(simulator)["template"] == {
         "name": "order_update",
         "language": {"code": "en_US"},
         "components": [
-            {"type": "body", "parameters": [{"type": "text", "text": "John"}, {"type": "text", "text": "#42"}]}
+            {
+                "type": "body",
+                "parameters": [{"type": "text", "text": "John"}, {"type": "text", "text": "#42"}],
+            }
         ],
     }
 
@@ -94,8 +99,14 @@ async def test_send_document_by_uploaded_media_id(simulator: SimulatorHandle) ->
     simulator.inbound(CUSTOMER)
     async with simulator.client() as client:
         media_id = await client.upload_media(b"%PDF-1.4 invoice", "application/pdf", "invoice.pdf")
-        await client.send_media(CUSTOMER, "document", media_id=media_id, filename="invoice.pdf", caption="Invoice")
-    assert last_payload(simulator)["document"] == {"id": media_id, "caption": "Invoice", "filename": "invoice.pdf"}
+        await client.send_media(
+            CUSTOMER, "document", media_id=media_id, filename="invoice.pdf", caption="Invoice"
+        )
+    assert last_payload(simulator)["document"] == {
+        "id": media_id,
+        "caption": "Invoice",
+        "filename": "invoice.pdf",
+    }
 
 
 async def test_send_interactive_buttons(simulator: SimulatorHandle) -> None:
@@ -126,7 +137,12 @@ async def test_send_interactive_buttons(simulator: SimulatorHandle) -> None:
 
 async def test_send_interactive_list(simulator: SimulatorHandle) -> None:
     simulator.inbound(CUSTOMER)
-    sections = [{"title": "Sizes", "rows": [{"id": "s", "title": "Small", "description": "8 inch"}, {"id": "l", "title": "Large"}]}]
+    sections = [
+        {
+            "title": "Sizes",
+            "rows": [{"id": "s", "title": "Small", "description": "8 inch"}, {"id": "l", "title": "Large"}],
+        }
+    ]
     async with simulator.client() as client:
         assert_wamid(await client.send_interactive_list(CUSTOMER, "Pick a size", "Choose", sections))
     assert last_payload(simulator)["interactive"] == {
