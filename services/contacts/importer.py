@@ -1,0 +1,410 @@
+"""Streaming CSV import and export of contacts.
+
+The import reads the upload row by row, validates rows in chunks of a few thousand, and writes
+each chunk with one `INSERT ... ON CONFLICT (phone) DO UPDATE` (arrays unnested server-side).
+Good rows are stored, bad rows are reported with their line number; a file that is not a
+readable CSV at all is refused whole (the caller's transaction rolls back).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import orjson
+from herald.clock import utcnow
+from herald.contacts_events import emit_contact_event
+from herald.db import session_scope
+from herald.errors import HeraldError, ValidationFailed
+from herald.models import OptInStatus
+from herald.observability import metrics
+from herald.phones import normalize_phone
+from sqlalchemy.engine import Row
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.contacts import repository
+from services.contacts.repository import ContactFilters
+from services.contacts.schemas import (
+    ImportReport,
+    ImportRowError,
+    check_attribute_name,
+    format_birthday,
+    normalize_tags,
+    parse_birthday,
+    parse_language,
+    parse_timezone,
+)
+from services.contacts.service import emit_tag_and_attribute_events
+
+CHUNK_ROWS = 5000
+MAX_REPORTED_ERRORS = 1000
+MAX_NAME_LENGTH = 200
+KNOWN_COLUMNS = ("phone", "name", "language", "timezone", "birthday", "tags", "opt_in")
+ATTRIBUTE_PREFIX = "attr."
+OPT_IN_VALUES = {
+    "opted_in": OptInStatus.OPTED_IN,
+    "yes": OptInStatus.OPTED_IN,
+    "y": OptInStatus.OPTED_IN,
+    "true": OptInStatus.OPTED_IN,
+    "1": OptInStatus.OPTED_IN,
+    "in": OptInStatus.OPTED_IN,
+    "opted_out": OptInStatus.OPTED_OUT,
+    "no": OptInStatus.OPTED_OUT,
+    "n": OptInStatus.OPTED_OUT,
+    "false": OptInStatus.OPTED_OUT,
+    "0": OptInStatus.OPTED_OUT,
+    "out": OptInStatus.OPTED_OUT,
+    "unknown": OptInStatus.UNKNOWN,
+}
+IMPORT_SOURCE = "csv_import"
+# Cells that spreadsheets would run as formulas are exported with a leading quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class CsvRejected(ValidationFailed):
+    """The file as a whole is not an importable CSV (encoding, binary content, missing header)."""
+
+
+@dataclass
+class ParsedRow:
+    line: int
+    phone: str
+    # Only the columns the row actually fills: empty cells leave stored values alone.
+    values: dict[str, Any]
+    attributes: dict[str, str]
+    tags: list[str] | None
+
+
+@dataclass
+class _Totals:
+    created: int = 0
+    updated: int = 0
+    failed: int = 0
+    errors: list[ImportRowError] = field(default_factory=list)
+    truncated: bool = False
+
+    def fail(self, line: int, problems: list[tuple[str, str]]) -> None:
+        self.failed += 1
+        for field_name, message in problems:
+            if len(self.errors) < MAX_REPORTED_ERRORS:
+                self.errors.append(ImportRowError(row=line, field=field_name, message=message))
+            else:
+                self.truncated = True
+
+
+def _text_lines(raw: IO[bytes]) -> Iterator[str]:
+    """Decode the upload incrementally as UTF-8 (a BOM is skipped); refuse binary or other encodings."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    pending = ""
+    offset = 0
+    while True:
+        block = raw.read(1 << 16)
+        if not block:
+            break
+        if b"\x00" in block:
+            raise CsvRejected.on_field("file", "the upload is binary, not a CSV text file", code="not_csv")
+        try:
+            pending += decoder.decode(block)
+        except UnicodeDecodeError as exc:
+            raise CsvRejected.on_field(
+                "file", f"the file is not UTF-8 text (byte {offset + exc.start})", code="bad_encoding"
+            ) from exc
+        offset += len(block)
+        lines = pending.splitlines(keepends=True)
+        # The last piece may be an incomplete line (or a lone CR before its LF).
+        pending = lines.pop() if lines and not lines[-1].endswith("\n") else ""
+        yield from lines
+    try:
+        pending += decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise CsvRejected.on_field(
+            "file", "the file ends in the middle of a UTF-8 character", code="bad_encoding"
+        ) from exc
+    if pending:
+        yield pending
+
+
+def _unquote_formula(value: str) -> str:
+    # Undo the export's formula guard so an exported file imports back unchanged.
+    if len(value) > 1 and value[0] == "'" and value[1] in _FORMULA_START:
+        return value[1:]
+    return value
+
+
+def _parse_row(
+    line: int, record: dict[str, str], attribute_columns: list[str], default_region: str | None
+) -> ParsedRow | list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    phone = ""
+    try:
+        phone = normalize_phone(record.get("phone") or "", default_region)
+    except HeraldError as exc:
+        problems.append(("phone", exc.detail))
+    values: dict[str, Any] = {}
+    name = _unquote_formula((record.get("name") or "").strip())
+    if name:
+        if len(name) > MAX_NAME_LENGTH:
+            problems.append(("name", f"name is at most {MAX_NAME_LENGTH} characters"))
+        values["name"] = name
+    for column, parse in (("language", parse_language), ("timezone", parse_timezone)):
+        cell = (record.get(column) or "").strip()
+        if cell:
+            try:
+                values[column] = parse(cell)
+            except ValueError as exc:
+                problems.append((column, str(exc)))
+    birthday = (record.get("birthday") or "").strip()
+    if birthday:
+        try:
+            month, day, year = parse_birthday(birthday)
+            values.update(birthday_month=month, birthday_day=day, birthday_year=year)
+        except ValueError as exc:
+            problems.append(("birthday", str(exc)))
+    opt_in = (record.get("opt_in") or "").strip().lower()
+    if opt_in:
+        status = OPT_IN_VALUES.get(opt_in)
+        if status is None:
+            problems.append(
+                ("opt_in", "opt_in must be yes/no, true/false, 1/0, opted_in/opted_out or unknown")
+            )
+        else:
+            values["opt_in_status"] = status
+    tags = None
+    cell = _unquote_formula((record.get("tags") or "").strip())
+    if cell:
+        try:
+            tags = normalize_tags([part for part in cell.replace("|", ";").split(";") if part.strip()])
+        except ValueError as exc:
+            problems.append(("tags", str(exc)))
+    attributes = {}
+    for column in attribute_columns:
+        value = _unquote_formula((record.get(column) or "").strip())
+        if value:
+            attributes[column[len(ATTRIBUTE_PREFIX) :]] = value
+    if None in record:
+        problems.append(("row", "the row has more cells than the header has columns"))
+    if problems:
+        return problems
+    return ParsedRow(line=line, phone=phone, values=values, attributes=attributes, tags=tags)
+
+
+def _merge(target: dict[str, Any], row: ParsedRow, now: Any) -> None:
+    """Apply one CSV row onto a complete contact row (stored or new)."""
+    values = dict(row.values)
+    status = values.pop("opt_in_status", None)
+    target.update(values)
+    if row.tags:
+        target["tags"] = [*target["tags"], *(tag for tag in row.tags if tag not in target["tags"])]
+    if row.attributes:
+        target["attributes"] = {**target["attributes"], **row.attributes}
+    if status is not None and status.value != target["opt_in_status"]:
+        target["opt_in_status"] = status.value
+        target["opt_in_source"] = IMPORT_SOURCE
+        if status is OptInStatus.OPTED_IN:
+            target["opted_in_at"] = now
+        elif status is OptInStatus.OPTED_OUT:
+            target["opted_out_at"] = now
+
+
+_STORED_COLUMNS = (
+    "id",
+    "phone",
+    "name",
+    "language",
+    "timezone",
+    "birthday_month",
+    "birthday_day",
+    "birthday_year",
+    "attributes",
+    "tags",
+    "opt_in_status",
+    "opt_in_source",
+    "opted_in_at",
+    "opted_out_at",
+)
+
+
+def _blank(phone: str) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "phone": phone,
+        "name": "",
+        "language": None,
+        "timezone": None,
+        "birthday_month": None,
+        "birthday_day": None,
+        "birthday_year": None,
+        "attributes": {},
+        "tags": [],
+        "opt_in_status": OptInStatus.UNKNOWN.value,
+        "opt_in_source": None,
+        "opted_in_at": None,
+        "opted_out_at": None,
+    }
+
+
+async def _write_chunk(session: AsyncSession, rows: list[ParsedRow], totals: _Totals) -> None:
+    now = utcnow()
+    stored = await repository.lock_by_phones(session, sorted({row.phone for row in rows}))
+    before: dict[str, Row[Any]] = stored
+    merged: dict[str, dict[str, Any]] = {}
+    seen_in_file: set[str] = set()
+    for row in rows:
+        target = merged.get(row.phone)
+        if target is None:
+            existing = before.get(row.phone)
+            target = (
+                {k: getattr(existing, k) for k in _STORED_COLUMNS}
+                if existing is not None
+                else _blank(row.phone)
+            )
+            target["tags"] = list(target["tags"])
+            target["attributes"] = dict(target["attributes"])
+            merged[row.phone] = target
+        if row.phone in before or row.phone in seen_in_file:
+            totals.updated += 1
+        else:
+            totals.created += 1
+        seen_in_file.add(row.phone)
+        _merge(target, row, now)
+    results = await repository.upsert_many(session, list(merged.values()), now)
+    for result in results:
+        old = before.get(result.phone)
+        new = merged[result.phone]
+        if result.inserted:
+            emit_contact_event("created", result.id, {"source": IMPORT_SOURCE})
+            continue
+        if old is None:
+            # Another writer inserted this phone between our lock and our insert: an update after all.
+            totals.created -= 1
+            totals.updated += 1
+            continue
+        emit_tag_and_attribute_events(
+            result.id, list(old.tags), new["tags"], dict(old.attributes), new["attributes"]
+        )
+        if new["opt_in_status"] != old.opt_in_status and new["opt_in_status"] != OptInStatus.UNKNOWN.value:
+            kind = "opted_in" if new["opt_in_status"] == OptInStatus.OPTED_IN.value else "opted_out"
+            emit_contact_event(kind, result.id, {"source": IMPORT_SOURCE})  # type: ignore[arg-type]
+
+
+async def import_contacts(
+    session: AsyncSession, raw: IO[bytes], *, region: str | None = None
+) -> ImportReport:
+    """Import a CSV (see docs/contacts.md for its columns) from a binary stream.
+
+    Raises CsvRejected (422) when the file as a whole cannot be read; the caller's transaction
+    then rolls back so nothing is half-imported.
+    """
+    reader = csv.DictReader(_text_lines(raw))
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise CsvRejected.on_field("file", f"malformed CSV header: {exc}", code="malformed_csv") from exc
+    if not header:
+        raise CsvRejected.on_field("file", "the file is empty", code="empty_csv")
+    columns = [
+        name.strip().lower() if not name.strip().lower().startswith(ATTRIBUTE_PREFIX) else name.strip()
+        for name in header
+    ]
+    if "phone" not in columns:
+        raise CsvRejected.on_field("phone", "the CSV has no phone column", code="missing_phone_column")
+    attribute_columns = []
+    for name in columns:
+        if name.lower().startswith(ATTRIBUTE_PREFIX):
+            try:
+                check_attribute_name(name[len(ATTRIBUTE_PREFIX) :])
+            except ValueError as exc:
+                raise CsvRejected.on_field(name, str(exc), code="bad_attribute_column") from exc
+            attribute_columns.append(name)
+        elif name not in KNOWN_COLUMNS:
+            raise CsvRejected.on_field(name or "file", f"unknown column {name!r}", code="unknown_column")
+    if len(set(columns)) != len(columns):
+        raise CsvRejected.on_field("file", "a column appears twice in the header", code="duplicate_column")
+    reader.fieldnames = columns
+    totals = _Totals()
+    chunk: list[ParsedRow] = []
+    try:
+        for record in reader:
+            if not any((value or "").strip() for key, value in record.items() if key is not None):
+                continue  # blank line
+            parsed = _parse_row(reader.line_num, record, attribute_columns, region)
+            if isinstance(parsed, list):
+                totals.fail(reader.line_num, parsed)
+                continue
+            chunk.append(parsed)
+            if len(chunk) >= CHUNK_ROWS:
+                await _write_chunk(session, chunk, totals)
+                chunk = []
+    except csv.Error as exc:
+        raise CsvRejected.on_field(
+            "file", f"malformed CSV near line {reader.line_num}: {exc}", code="malformed_csv"
+        ) from exc
+    await _write_chunk(session, chunk, totals)
+    metrics.CONTACT_IMPORT_ROWS.labels("created").inc(totals.created)
+    metrics.CONTACT_IMPORT_ROWS.labels("updated").inc(totals.updated)
+    metrics.CONTACT_IMPORT_ROWS.labels("failed").inc(totals.failed)
+    return ImportReport(
+        created=totals.created,
+        updated=totals.updated,
+        failed=totals.failed,
+        errors=totals.errors,
+        errors_truncated=totals.truncated,
+    )
+
+
+# --- export -----------------------------------------------------------------------------------
+
+EXPORT_BATCH = 2000
+
+
+def _guard(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _attribute_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return _guard(value)
+    return orjson.dumps(value).decode()
+
+
+def _csv_line(cells: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue()
+
+
+async def export_contacts(filters: ContactFilters) -> AsyncIterator[str]:
+    """The matching contacts as CSV text (same columns the import reads), in keyset batches with
+    short transactions, so a large export holds no connection or snapshot for its whole run."""
+    async with session_scope() as session:
+        attributes = await repository.attribute_names(session, filters)
+    yield _csv_line([*KNOWN_COLUMNS, *(ATTRIBUTE_PREFIX + name for name in attributes)])
+    cursor: str | None = None
+    while True:
+        async with session_scope() as session:
+            rows, cursor = await repository.page(session, filters, EXPORT_BATCH, cursor)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row in rows:
+            writer.writerow(
+                [
+                    row.phone,
+                    _guard(row.name),
+                    row.language or "",
+                    row.timezone or "",
+                    format_birthday(row.birthday_month, row.birthday_day, row.birthday_year) or "",
+                    _guard(";".join(row.tags)),
+                    row.opt_in_status,
+                    *(_attribute_cell(row.attributes.get(name)) for name in attributes),
+                ]
+            )
+        yield buffer.getvalue()
+        if cursor is None:
+            return
