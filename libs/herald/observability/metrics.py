@@ -344,3 +344,39 @@ def render_latest() -> tuple[bytes, str]:
             registry.register(collector)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# --- automation engine and ticks -------------------------------------------------------------
+AUTOMATION_STEPS = Counter(
+    "herald_automation_steps_total",
+    "Automation steps executed, by action type and outcome (sent, done, skipped, waiting, deferred, failed).",
+    ["action", "outcome"],
+    registry=REGISTRY,
+)
+AUTOMATION_TICK_DURATION = Histogram(
+    "herald_automation_tick_duration_seconds",
+    "Time taken by one automation tick (birthday_date, schedule, resume_waits).",
+    ["tick"],
+    buckets=_SLOW_BUCKETS,
+    registry=REGISTRY,
+)
+AUTOMATION_RUNS_INSERTED = Counter(
+    "herald_automation_runs_inserted_total",
+    "Automation runs inserted by the ticks and event actors (duplicates are not counted).",
+    ["trigger_type"],
+    registry=REGISTRY,
+)
+AUTOMATION_OVERDUE_WAITS = Gauge(
+    "herald_automation_overdue_waits",
+    "Waiting runs whose resume time passed more than a minute ago, as seen by the last sweep.",
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+
+# --- Webhook inbox (webhook processing actor) --------------------------------------------------
+WEBHOOK_INBOX_OUTCOMES = Counter(
+    "herald_webhook_inbox_outcomes_total",
+    "Stored webhook events finished by the processing actor, by result (processed, skipped, failed, deferred).",
+    ["status"],
+    registry=REGISTRY,
+)
