@@ -20,46 +20,51 @@ from typer.core import TyperGroup
 from herald.contracts import Queue
 from herald.runner import DEFAULT_PORTS, Service, module_exists
 
-SERVICE_CLIS: dict[str, str] = {
-    name: f"services.{name}.cli:app"
-    for name in ("contacts", "messaging", "automation", "webhook", "simulator")
+# Command name -> "module:attribute", imported only when listed or invoked. A typer app becomes a
+# command group; a plain function becomes a single command.
+LAZY_COMMANDS: dict[str, str] = {
+    **{
+        name: f"services.{name}.cli:app"
+        for name in ("contacts", "messaging", "automation", "webhook", "simulator")
+    },
+    "jobs": "herald.jobs.cli:app",
+    "job": "herald.jobs.cli:run_one",
+    "scheduler": "herald.jobs.cli:run_scheduler",
 }
-JOBS_CLI = "herald.jobs.cli:app"
-JOBS_COMMANDS = ("scheduler", "job")
 
 
-def _load_group(target: str) -> TyperGroup:
+def _load_command(name: str, target: str) -> click.Command | None:
     module_name, _, attribute = target.partition(":")
-    typer_app = getattr(importlib.import_module(module_name), attribute)
-    return typer.main.get_group(typer_app)
+    if not module_exists(module_name):
+        return None
+    obj = getattr(importlib.import_module(module_name), attribute, None)
+    if isinstance(obj, typer.Typer):
+        group = typer.main.get_group(obj)
+        group.name = name
+        return group
+    if callable(obj):
+        single = typer.Typer()
+        single.command(name)(obj)
+        return typer.main.get_command(single)
+    return None
 
 
 class HeraldGroup(TyperGroup):
-    """Adds the lazily imported command groups of services and jobs to the built-in commands."""
-
-    def _lazy(self) -> dict[str, str]:
-        found = {
-            name: target for name, target in SERVICE_CLIS.items() if module_exists(target.partition(":")[0])
-        }
-        if module_exists(JOBS_CLI.partition(":")[0]):
-            found.update(dict.fromkeys(JOBS_COMMANDS, JOBS_CLI))
-        return found
+    """Adds the lazily imported commands of services and jobs to the built-in commands."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*super().list_commands(ctx), *sorted(set(self._lazy()) - set(self.commands))]
+        lazy = [
+            name
+            for name, target in LAZY_COMMANDS.items()
+            if name not in self.commands and module_exists(target.partition(":")[0])
+        ]
+        return [*super().list_commands(ctx), *sorted(lazy)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        if command is not None:
+        if command is not None or cmd_name not in LAZY_COMMANDS:
             return command
-        if cmd_name in JOBS_COMMANDS and module_exists(JOBS_CLI.partition(":")[0]):
-            return _load_group(JOBS_CLI).get_command(ctx, cmd_name)
-        target = SERVICE_CLIS.get(cmd_name)
-        if target is None or not module_exists(target.partition(":")[0]):
-            return None
-        group = _load_group(target)
-        group.name = cmd_name
-        return group
+        return _load_command(cmd_name, LAZY_COMMANDS[cmd_name])
 
 
 app = typer.Typer(

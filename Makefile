@@ -1,0 +1,69 @@
+# Herald: `make run` starts everything locally, `make test` checks everything.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv comes from PATH, or is installed with pip on first use (it may land in ~/.local/bin).
+UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+# pytest-xdist workers; the suite is sized for a 2-core machine.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+
+# Other areas add their targets here (mk/packaging.mk: tools, lint-packaging, test-containers).
+-include mk/*.mk
+
+# The packaging checks run as part of `make test` once mk/packaging.mk defines them.
+MK_FILES := $(wildcard mk/*.mk)
+defined = $(if $(MK_FILES),$(shell grep -qsE '^$(1)[[:space:]]*:' $(MK_FILES) && echo $(1)))
+PACKAGING_CHECKS := $(call defined,lint-packaging) $(call defined,test-containers)
+
+.PHONY: help run dev test check lint typecheck pytest test-fast sync uv migrate bench bench-quick clean clean-data
+
+help:  ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --quiet uv || python3 -m pip install --quiet --break-system-packages uv
+
+uv: $(UV)
+
+sync: uv  ## create/update the environment from uv.lock
+	$(UV) sync --frozen
+
+run: sync  ## run the whole stack on http://localhost:8000 (Ctrl-C stops it)
+	$(RUN) herald dev
+
+dev: run
+
+test: sync  ## lint, type-check, the whole test suite, then the packaging checks
+	$(MAKE) --no-print-directory lint typecheck pytest $(PACKAGING_CHECKS)
+
+check: test
+
+lint:  ## ruff over the repository
+	$(RUN) ruff check .
+
+typecheck:  ## mypy over libs and services
+	$(RUN) mypy libs services
+
+pytest:  ## the test suite on real PostgreSQL and Redis (embedded ones when none are running)
+	$(RUN) pytest tests -n $(PYTEST_WORKERS) -p no:cacheprovider --durations=10 $(PYTEST_ARGS)
+
+test-fast:  ## the test suite without the slow end-to-end tests
+	$(RUN) pytest tests -n $(PYTEST_WORKERS) -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
+
+migrate: sync  ## apply database migrations to DATABASE_URL
+	$(RUN) herald migrate
+
+bench: sync  ## the full benchmarks (results in bench/results/)
+	$(RUN) python -m bench
+
+bench-quick: sync  ## a short benchmark run
+	$(RUN) python -m bench --quick
+
+clean:  ## remove caches and build output (keeps .herald/ data)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build
+	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +
+
+clean-data:  ## delete the local data folder .herald/ (embedded database, Redis, generated secrets)
+	rm -rf .herald
