@@ -23,6 +23,7 @@ from herald import db
 from herald.errors import install_error_handlers, problem
 from herald.observability import metrics
 from herald.observability.logging import configure_logging
+from herald.observability.tracing import setup_tracing
 from herald.settings import get_settings
 
 log = structlog.get_logger("herald.api")
@@ -205,4 +206,5 @@ def create_service_app(
         max_body_bytes=settings.max_body_bytes,
         body_limits=body_limits or {},
     )
+    setup_tracing(service, app)
     return app

@@ -48,7 +48,12 @@ def get_broker() -> RedisBroker:
     global _broker
     if _broker is None:
         settings = get_settings()
+        from herald.observability.dramatiq_middleware import ObservabilityMiddleware
+
         middleware = [
+            # First in the list: its before-hooks run first and its after-hooks last, so the
+            # actor span covers the other middleware and the retry decision is already made.
+            ObservabilityMiddleware(),
             AgeLimit(),
             TimeLimit(time_limit=300_000),
             ShutdownNotifications(),
