@@ -501,6 +501,7 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
         return _json({"success": True})
 
     @app.get("/health", tags=["health"])
+    @app.get("/ready", tags=["health"])
     async def health() -> Response:
         return _json({"status": "ok"})
 
