@@ -234,6 +234,7 @@ def upgrade() -> None:
     op.create_index('ix_automation_runs_automation_created', 'automation_runs', ['automation_id', 'created_at'], unique=False)
     op.create_index(op.f('ix_automation_runs_contact_id'), 'automation_runs', ['contact_id'], unique=False)
     op.create_index('ix_automation_runs_waiting', 'automation_runs', ['resume_at'], unique=False, postgresql_where=sa.text("status = 'waiting'"))
+    op.create_index('ix_automation_runs_unfinished', 'automation_runs', ['updated_at'], unique=False, postgresql_where=sa.text("status IN ('pending', 'running')"))
     op.create_table('messages',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('contact_id', sa.Uuid(), nullable=False),
@@ -338,6 +339,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_messages_automation_run_id'), table_name='messages')
     op.drop_index(op.f('ix_messages_automation_id'), table_name='messages')
     op.drop_table('messages')
+    op.drop_index('ix_automation_runs_unfinished', table_name='automation_runs', postgresql_where=sa.text("status IN ('pending', 'running')"))
     op.drop_index('ix_automation_runs_waiting', table_name='automation_runs', postgresql_where=sa.text("status = 'waiting'"))
     op.drop_index(op.f('ix_automation_runs_contact_id'), table_name='automation_runs')
     op.drop_index('ix_automation_runs_automation_created', table_name='automation_runs')

@@ -77,6 +77,8 @@ class AutomationRun(SQLModel, table=True):
         enum_check("status", RunStatus),
         Index("ix_automation_runs_automation_created", "automation_id", "created_at"),
         Index("ix_automation_runs_waiting", "resume_at", postgresql_where=text("status = 'waiting'")),
+        # The sweep re-enqueues runs a crash left pending or running.
+        Index("ix_automation_runs_unfinished", "updated_at", postgresql_where=text("status IN ('pending', 'running')")),
     )
 
     id: uuid.UUID = uuid_pk()
