@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     default_timezone: str = Field("UTC", validation_alias="HERALD_DEFAULT_TIMEZONE")
 
     # Admin seeded by `herald seed-admin` / make run.
-    admin_email: str = Field("admin@herald.local", validation_alias="HERALD_ADMIN_EMAIL")
+    # A deliverable-looking address: .local and other special-use domains fail email validation.
+    admin_email: str = Field("admin@example.com", validation_alias="HERALD_ADMIN_EMAIL")
     admin_password: SecretStr = Field(SecretStr(""), validation_alias="HERALD_ADMIN_PASSWORD")
 
     # Observability.
