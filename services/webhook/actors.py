@@ -1,0 +1,15 @@
+"""Actors of the webhook service (queue `messages`)."""
+
+from __future__ import annotations
+
+from herald.contracts import PROCESS_WEBHOOK_EVENT, ProcessWebhookEvent
+from herald.queue import actor
+
+from services.webhook.service import process_inbox_event
+
+
+@actor(PROCESS_WEBHOOK_EVENT, max_retries=10, min_backoff=1000, max_backoff=300_000)
+async def process_webhook_event(payload: ProcessWebhookEvent) -> None:
+    """Process one stored webhook body. Only database outages raise (and are retried); every
+    other outcome is recorded on the inbox row."""
+    await process_inbox_event(payload.event_id)
