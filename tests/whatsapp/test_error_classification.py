@@ -118,3 +118,14 @@ def test_webhook_error_object_is_classified_like_a_sync_error() -> None:
 def test_transport_errors_always_retry() -> None:
     error = CloudAPITransportError("connect refused")
     assert error.is_retryable and error.retry_policy is RetryPolicy.RETRY
+
+
+def test_errors_survive_pickling() -> None:
+    import pickle
+
+    error = error_from_response(400, {"error": {"code": 131056, "message": "pair", "fbtrace_id": "abc"}})
+    restored = pickle.loads(pickle.dumps(error))
+    assert isinstance(restored, PairRateLimitError)
+    assert (restored.code, restored.fbtrace_id, str(restored)) == (131056, "abc", str(error))
+    transport = pickle.loads(pickle.dumps(CloudAPITransportError("boom", timeout=True)))
+    assert transport.timeout and transport.is_retryable

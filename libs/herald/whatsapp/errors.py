@@ -114,11 +114,23 @@ class CloudAPIError(Exception):
             "retry_policy": self.retry_policy.value,
         }
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructor arguments would break default exception pickling, and
+        # errors cross process boundaries (worker results, multiprocessing).
+        return (_restore_error, (type(self), self.args, self.__dict__.copy()))
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, "
             f"details={self.details!r}, http_status={self.http_status!r}, fbtrace_id={self.fbtrace_id!r})"
         )
+
+
+def _restore_error(cls: type[CloudAPIError], args: tuple[Any, ...], state: dict[str, Any]) -> CloudAPIError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class AuthError(CloudAPIError):
