@@ -35,11 +35,6 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
-def _worker_index() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return int(worker.removeprefix("gw") or 0)
-
-
 @pytest.fixture(scope="session")
 def server_urls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     postgres_url = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -72,12 +67,13 @@ def _with_redis_db(url: str, db: int) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(server_urls: dict[str, str]) -> str:
+def database_url(server_urls: dict[str, str]) -> Iterator[str]:
     """A freshly migrated database for this worker."""
     from alembic import command
     from alembic.config import Config
 
-    name = f"herald_test_{_worker_index()}"
+    # Unique per pytest process, so several runs on one machine never share a database.
+    name = f"herald_test_{os.getpid()}"
     admin_url = server_urls["postgres"]
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -87,12 +83,35 @@ def database_url(server_urls: dict[str, str]) -> str:
     config.attributes["url"] = url
     config.attributes["configure_logger"] = False
     command.upgrade(config, "head")
-    return url
+    yield url
+    from herald import db
+
+    db.sync_engine.cache_clear()
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+CLAIM_KEY = "herald:test-run-claim"
 
 
 @pytest.fixture(scope="session")
-def redis_url(server_urls: dict[str, str]) -> str:
-    return _with_redis_db(server_urls["redis"], 1 + _worker_index() % 15)
+def redis_url(server_urls: dict[str, str]) -> Iterator[str]:
+    """A Redis database number no other test process on this machine is using (claimed with SET NX)."""
+    token = f"{socket.gethostname()}:{os.getpid()}"
+    for number in range(1, 16):
+        url = _with_redis_db(server_urls["redis"], number)
+        client = redis.Redis.from_url(url)
+        if client.set(CLAIM_KEY, token, nx=True, ex=3 * 3600):
+            break
+        client.close()
+    else:
+        pytest.fail("every Redis database 1-15 is claimed by another test run; is a stale run still going?")
+    try:
+        yield url
+    finally:
+        if client.get(CLAIM_KEY) == token.encode():
+            client.delete(CLAIM_KEY)
+        client.close()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -133,6 +152,15 @@ def _truncate_all(database_url: str) -> None:
         connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
+def _flush_keeping_claim(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    claim = client.get(CLAIM_KEY)
+    client.flushdb()
+    if claim is not None:
+        client.set(CLAIM_KEY, claim, ex=3 * 3600)
+    client.close()
+
+
 @pytest.fixture(autouse=True)
 def clean_state(database_url: str, redis_url: str) -> Iterator[None]:
     """Every test starts from empty tables, an empty Redis database and real time."""
@@ -140,7 +168,7 @@ def clean_state(database_url: str, redis_url: str) -> Iterator[None]:
     from herald.settings import get_settings
 
     _truncate_all(database_url)
-    redis.Redis.from_url(redis_url).flushdb()
+    _flush_keeping_claim(redis_url)
     get_settings.cache_clear()
     yield
     clock.set_now(None)
@@ -165,23 +193,26 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def admin(database_url: str):
-    from tests.fixtures.auth import create_user
     from herald.models import Role
+
+    from tests.fixtures.auth import create_user
 
     return create_user(database_url, Role.ADMIN)
 
 
 @pytest.fixture
 def operator(database_url: str):
-    from tests.fixtures.auth import create_user
     from herald.models import Role
+
+    from tests.fixtures.auth import create_user
 
     return create_user(database_url, Role.OPERATOR)
 
 
 @pytest.fixture
 def viewer(database_url: str):
-    from tests.fixtures.auth import create_user
     from herald.models import Role
+
+    from tests.fixtures.auth import create_user
 
     return create_user(database_url, Role.VIEWER)

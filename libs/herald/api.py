@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -161,7 +161,6 @@ def create_service_app(
         title=f"Herald {service}",
         description=description,
         version="0.1.0",
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
     )
@@ -185,7 +184,7 @@ def create_service_app(
     async def ready() -> Response:
         checks = await check_ready()
         ok = all(value == "ok" for value in checks.values())
-        return ORJSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

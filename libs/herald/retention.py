@@ -65,7 +65,8 @@ def delete_older_than(rule: RetentionRule, cutoff: datetime, batch_size: int = B
     removed = 0
     while True:
         with db.sync_session_scope() as session:
-            deleted = session.execute(statement, {"cutoff": cutoff, "batch": batch_size}).rowcount
+            result = session.execute(statement, {"cutoff": cutoff, "batch": batch_size})
+            deleted = result.rowcount  # type: ignore[attr-defined]
         removed += deleted
         if deleted < batch_size:
             return removed
