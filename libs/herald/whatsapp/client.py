@@ -22,8 +22,6 @@ from herald.whatsapp.payloads import (
     Context,
     Interactive,
     InteractiveAction,
-    InteractiveHeader,
-    InteractiveText,
     ListSection,
     MarkAsRead,
     Media,
@@ -179,9 +177,7 @@ class CloudAPIClient:
 
     async def send_message(self, payload: Mapping[str, Any]) -> SendResult:
         """POST a ready-made message body to ``/{phone_number_id}/messages``."""
-        body = await self._json(
-            "POST", self._messages_path, content=orjson.dumps(payload), headers=_JSON_HEADERS
-        )
+        body = await self._json("POST", self._messages_path, content=orjson.dumps(payload), headers=_JSON_HEADERS)
         message = body["messages"][0]
         contact = body.get("contacts", [{}])[0]
         return SendResult(
@@ -279,15 +275,8 @@ class CloudAPIClient:
         biz_opaque_callback_data: str | None = None,
     ) -> SendResult:
         """Send up to 3 reply buttons; ``buttons`` are ``ReplyButton`` or ``(id, title)`` pairs."""
-        interactive = Interactive(
-            type="button",
-            header=InteractiveHeader(text=header) if header else None,
-            body=InteractiveText(text=body),
-            footer=InteractiveText(text=footer) if footer else None,
-            action=InteractiveAction(
-                buttons=[b if isinstance(b, ReplyButton) else ReplyButton.of(*b) for b in buttons]
-            ),
-        )
+        action = InteractiveAction(buttons=[b if isinstance(b, ReplyButton) else ReplyButton.of(*b) for b in buttons])
+        interactive = Interactive.with_text(type="button", body=body, header=header, footer=footer, action=action)
         return await self._send(to, "interactive", interactive, context_message_id, biz_opaque_callback_data)
 
     async def send_interactive_list(
@@ -303,15 +292,8 @@ class CloudAPIClient:
         biz_opaque_callback_data: str | None = None,
     ) -> SendResult:
         """Send a list menu: ``button`` labels the menu, ``sections`` hold up to 10 rows in all."""
-        interactive = Interactive(
-            type="list",
-            header=InteractiveHeader(text=header) if header else None,
-            body=InteractiveText(text=body),
-            footer=InteractiveText(text=footer) if footer else None,
-            action=InteractiveAction(
-                button=button, sections=[ListSection.model_validate(s) for s in sections]
-            ),
-        )
+        action = InteractiveAction(button=button, sections=[ListSection.model_validate(s) for s in sections])
+        interactive = Interactive.with_text(type="list", body=body, header=header, footer=footer, action=action)
         return await self._send(to, "interactive", interactive, context_message_id, biz_opaque_callback_data)
 
     async def send_reaction(
@@ -329,9 +311,7 @@ class CloudAPIClient:
 
     async def mark_as_read(self, message_id: str, *, typing_indicator: bool = False) -> bool:
         """Mark an inbound message read (blue ticks), optionally showing "typing..."."""
-        payload = MarkAsRead(
-            message_id=message_id, typing_indicator=TypingIndicator() if typing_indicator else None
-        )
+        payload = MarkAsRead(message_id=message_id, typing_indicator=TypingIndicator() if typing_indicator else None)
         body = await self._json(
             "POST", self._messages_path, content=orjson.dumps(payload.to_dict()), headers=_JSON_HEADERS
         )

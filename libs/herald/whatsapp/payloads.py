@@ -180,6 +180,24 @@ class Interactive(_Payload):
     footer: InteractiveText | None = None
     action: InteractiveAction
 
+    @classmethod
+    def with_text(
+        cls,
+        type: Literal["button", "list"],
+        body: str,
+        action: InteractiveAction,
+        header: str | None = None,
+        footer: str | None = None,
+    ) -> Interactive:
+        """An interactive message whose header, body and footer are plain text."""
+        return cls(
+            type=type,
+            header=InteractiveHeader(text=header) if header else None,
+            body=InteractiveText(text=body),
+            footer=InteractiveText(text=footer) if footer else None,
+            action=action,
+        )
+
 
 # --- envelopes -------------------------------------------------------------------------------
 
@@ -190,9 +208,7 @@ class OutboundMessage(_Payload):
     messaging_product: Literal["whatsapp"] = "whatsapp"
     recipient_type: Literal["individual", "group"] = "individual"
     to: str = Field(min_length=1)
-    type: Literal[
-        "text", "template", "image", "document", "audio", "video", "sticker", "interactive", "reaction"
-    ]
+    type: Literal["text", "template", "image", "document", "audio", "video", "sticker", "interactive", "reaction"]
     text: Text | None = None
     template: Template | None = None
     image: Media | None = None
