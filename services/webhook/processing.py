@@ -229,8 +229,13 @@ async def _status(session: AsyncSession, status: dict[str, Any], outcome: Outcom
     occurred_at = _timestamp(status.get("timestamp"), where)
     errors = status.get("errors")
     error = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else None
-    pricing = status.get("pricing") if isinstance(status.get("pricing"), dict) else None
-    conversation = status.get("conversation") if isinstance(status.get("conversation"), dict) else None
+    # Meta repeats pricing/conversation on later statuses, not always identically (the `sent`
+    # copy has the expiry). Taking them from `sent` only keeps the result independent of order.
+    billing = name == MessageStatus.SENT
+    pricing = status.get("pricing") if billing and isinstance(status.get("pricing"), dict) else None
+    conversation = (
+        status.get("conversation") if billing and isinstance(status.get("conversation"), dict) else None
+    )
     arguments: dict[str, Any] = {
         "status": name,
         "occurred_at": occurred_at,
