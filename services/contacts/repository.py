@@ -108,14 +108,8 @@ async def count(session: AsyncSession, filters: ContactFilters) -> int:
 
 async def attribute_names(session: AsyncSession, filters: ContactFilters) -> list[str]:
     """Every attribute name used by the matching contacts (the export's attr.* columns)."""
-    keys = func.jsonb_object_keys(c.attributes).table_valued("value").alias("keys")
-    statement = (
-        select(keys.c.value)
-        .select_from(table)
-        .join(keys, text("true"))
-        .where(*filters.conditions())
-        .distinct()
-    )
+    keys = select(func.jsonb_object_keys(c.attributes).label("name")).where(*filters.conditions()).subquery()
+    statement = select(keys.c.name).distinct()
     return sorted(str(name) for name in (await session.execute(statement)).scalars().all())
 
 

@@ -1,0 +1,3 @@
+from tests.contacts.conftest import api
+
+__all__ = ["api"]
