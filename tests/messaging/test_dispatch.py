@@ -1,0 +1,140 @@
+"""The send actor against the simulator over real HTTP, in a real worker process."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from herald.db import session_scope
+from herald.messaging.content import TemplateContent, TextContent
+from herald.messaging.outbound import enqueue_send, queue_message
+from herald.messaging.templates import sync_templates
+from herald.models import Contact
+
+from tests.fixtures.simulator import SimulatorHandle, start_simulator, wait_until
+from tests.messaging.factories import make_contact
+from tests.messaging.workers import WorkerHandle, seed_contacts, start_worker, status_counts
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dispose_engines")]
+
+HELLO = TemplateContent(name="hello_world", language="en_US")
+
+
+@pytest.fixture
+def simulator() -> Iterator[SimulatorHandle]:
+    handle = start_simulator(pair_limit_enabled="false")
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def workers(simulator: SimulatorHandle) -> Iterator[list[WorkerHandle]]:
+    started: list[WorkerHandle] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+async def _sync(simulator: SimulatorHandle) -> None:
+    async with simulator.client() as client, session_scope() as session:
+        await sync_templates(session, client)
+
+
+async def _queue(contacts: list[Contact], content: TemplateContent | TextContent = HELLO) -> list[str]:
+    async with session_scope() as session:
+        return [str((await queue_message(session, contact=c, content=content)).id) for c in contacts]
+
+
+def _sent_ids(simulator: SimulatorHandle) -> Counter[str]:
+    return Counter(m["biz_opaque_callback_data"] for m in simulator.messages(limit=100_000))
+
+
+async def test_queued_template_is_sent_once_with_our_id(
+    simulator: SimulatorHandle, workers: list[WorkerHandle], database_url: str
+) -> None:
+    await _sync(simulator)
+    contact = await make_contact()
+    [message_id] = await _queue([contact])
+    workers.append(start_worker(simulator))
+    wait_until(lambda: status_counts(database_url).get("sent") == 1, timeout=30)
+    assert _sent_ids(simulator) == {message_id: 1}
+    with psycopg.connect(database_url) as connection:
+        wamid, attempts = connection.execute("SELECT wamid, attempts FROM messages").fetchone()  # type: ignore[misc]
+    assert wamid.startswith("wamid.") and attempts == 1
+
+
+async def test_server_errors_and_timeouts_are_retried_to_success(
+    simulator: SimulatorHandle, workers: list[WorkerHandle], database_url: str
+) -> None:
+    await _sync(simulator)
+    contacts = [await make_contact() for _ in range(5)]
+    simulator.configure(fault_5xx_count=6, fault_timeout_count=2, fault_timeout_seconds=5)
+    ids = await _queue(contacts)
+    workers.append(start_worker(simulator, WHATSAPP_TIMEOUT_SECONDS="1"))
+    wait_until(lambda: status_counts(database_url).get("sent") == 5, timeout=60)
+    sent = _sent_ids(simulator)
+    assert set(sent) == set(ids)
+    assert simulator.stats()["duplicates"] == 0
+
+
+async def test_permanent_error_fails_fast_with_metas_code(
+    simulator: SimulatorHandle, workers: list[WorkerHandle], database_url: str
+) -> None:
+    await _sync(simulator)
+    contact = await make_contact(phone="+15550009999")
+    simulator.configure(not_on_whatsapp=["15550009999"], window_error_mode="sync")
+    contact_in_window = await make_contact(inbound_hours_ago=1)
+    # The simulator thinks this contact never wrote: it answers 131047 synchronously.
+    await _queue([contact_in_window], TextContent(body="hello"))
+    workers.append(start_worker(simulator))
+    wait_until(lambda: status_counts(database_url).get("failed") == 1, timeout=30)
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute("SELECT error_code, retryable, attempts, error_title FROM messages").fetchone()
+    assert row is not None
+    assert row[0] == 131047 and row[1] is False and row[2] == 1
+
+
+async def test_window_closed_at_send_time_is_refused_without_calling_the_api(
+    simulator: SimulatorHandle, workers: list[WorkerHandle], database_url: str
+) -> None:
+    contact = await make_contact(inbound_hours_ago=1)
+    [message_id] = await _queue([contact], TextContent(body="hello"))
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("UPDATE contacts SET last_inbound_at = now() - interval '2 days'")
+    workers.append(start_worker(simulator))
+    wait_until(lambda: status_counts(database_url).get("failed") == 1, timeout=30)
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute("SELECT error_title FROM messages").fetchone()
+    assert row == ("window_closed",)
+    assert simulator.stats()["accepted"] == 0
+    assert message_id
+
+
+@pytest.mark.timeout(180)
+async def test_broadcast_of_1000_at_80_per_second_reaches_everyone_once_without_throttling_errors(
+    database_url: str, workers: list[WorkerHandle]
+) -> None:
+    simulator = start_simulator(throughput_per_second=80, pair_limit_enabled="false")
+    try:
+        await _sync(simulator)
+        contact_ids = seed_contacts(database_url, 1000)
+        async with session_scope() as session:
+            contacts = [await session.get(Contact, cid) for cid in contact_ids]
+            message_ids = []
+            for contact in contacts:
+                assert contact is not None
+                message = await queue_message(session, contact=contact, content=HELLO, enqueue=False)
+                message_ids.append(message.id)
+            enqueue_send(message_ids)
+        workers.append(start_worker(simulator, WHATSAPP_THROUGHPUT_PER_SECOND=80, HERALD_WORKER_THREADS=8))
+        workers.append(start_worker(simulator, WHATSAPP_THROUGHPUT_PER_SECOND=80, HERALD_WORKER_THREADS=8))
+        wait_until(lambda: status_counts(database_url).get("sent") == 1000, timeout=120, interval=0.5)
+        sent = _sent_ids(simulator)
+        assert len(sent) == 1000 and set(sent.values()) == {1}
+        stats = simulator.stats()
+        assert stats["rejected_by_code"].get("130429", 0) == 0
+        assert stats["duplicates"] == 0
+    finally:
+        simulator.stop()
