@@ -83,8 +83,7 @@ async def test_permanent_error_fails_fast_with_metas_code(
     simulator: SimulatorHandle, workers: list[WorkerHandle], database_url: str
 ) -> None:
     await _sync(simulator)
-    contact = await make_contact(phone="+15550009999")
-    simulator.configure(not_on_whatsapp=["15550009999"], window_error_mode="sync")
+    simulator.configure(window_error_mode="sync")
     contact_in_window = await make_contact(inbound_hours_ago=1)
     # The simulator thinks this contact never wrote: it answers 131047 synchronously.
     await _queue([contact_in_window], TextContent(body="hello"))
