@@ -448,36 +448,36 @@ async def set_opt_status(
 ) -> bool:
     """Opt a contact out of (or back into) marketing; True when its state changed.
 
-    Applies only when `at` is not older than the contact's opposite choice, so reordered
-    webhooks end in the state of the latest one. Emits the contact event and an audit row.
+    Each choice is remembered with its time (`opted_out_at` / `opted_in_at`, newest kept) and
+    the newer of the two decides, so reordered webhooks end in the state of the latest one.
+    The contact row is locked until commit, so concurrent choices are serialised. Emits the
+    contact event and an audit row when the state changes.
     """
     table: Any = Contact.__table__  # type: ignore[attr-defined]
-    if opted_out:
-        target, stamp, opposite = OptInStatus.OPTED_OUT, table.c.opted_out_at, table.c.opted_in_at
-    else:
-        target, stamp, opposite = OptInStatus.OPTED_IN, table.c.opted_in_at, table.c.opted_out_at
-    changed = (
+    current = (
         await session.execute(
-            update(table)
-            .where(
-                and_(
-                    table.c.id == contact_id,
-                    table.c.opt_in_status != target.value,
-                    or_(opposite.is_(None), opposite <= at),
-                )
-            )
-            .values(
-                {
-                    table.c.opt_in_status: target.value,
-                    table.c.opt_in_source: source[:64],
-                    stamp: at,
-                    table.c.updated_at: utcnow(),
-                }
-            )
-            .returning(table.c.id)
+            select(table.c.opt_in_status, table.c.opted_in_at, table.c.opted_out_at)
+            .where(table.c.id == contact_id)
+            .with_for_update()
         )
-    ).first() is not None
-    if not changed:
+    ).first()
+    if current is None:
+        return False
+    status, opted_in_at, opted_out_at = current
+    target = OptInStatus.OPTED_OUT if opted_out else OptInStatus.OPTED_IN
+    own, opposite = (opted_out_at, opted_in_at) if opted_out else (opted_in_at, opted_out_at)
+    if opposite is not None and opposite > at:
+        return False  # a newer opposite choice already stands
+    changes: dict[str, Any] = {}
+    if own is None or own < at:
+        changes["opted_out_at" if opted_out else "opted_in_at"] = at
+    if status != target.value:
+        changes.update(opt_in_status=target.value, opt_in_source=source[:64])
+    if not changes:
+        return False
+    changes["updated_at"] = utcnow()
+    await session.execute(update(table).where(table.c.id == contact_id).values(changes))
+    if status == target.value:
         return False
     kind: Literal["opted_out", "opted_in"] = "opted_out" if opted_out else "opted_in"
     details = {"source": source, **(data or {})}
