@@ -28,6 +28,7 @@ from herald.automation.definitions import (
     StopAction,
     WaitAction,
     WebhookAction,
+    load_definition,
 )
 from herald.automation.local_time import contact_zone, next_local_time, quiet_hours_end
 from herald.clock import utcnow
@@ -113,7 +114,7 @@ async def _advance_one(session: AsyncSession, run_id: uuid.UUID) -> tuple[_Next,
     ).scalar_one_or_none()
     if run is None or run.status in FINISHED:
         return _Next.PAUSE, "unknown"
-    definition = AutomationDefinition.model_validate(run.definition)
+    definition = load_definition(run.definition)
     trigger_type = definition.trigger.type
     now = utcnow()
     if run.status == RunStatus.WAITING and run.resume_at is not None and run.resume_at > now:

@@ -19,6 +19,7 @@ from herald.automation.definitions import (
     SendTextAction,
     WebhookAction,
     error_path,
+    load_definition,
     parse_definition,
 )
 from herald.automation.local_time import month_days_on
@@ -235,7 +236,7 @@ def _sample(rows: Any) -> list[schemas.ContactSample]:
 
 async def preview(session: AsyncSession, automation: Automation, on: date | None) -> schemas.AudiencePreview:
     """How many contacts would fire on `on` (birthday, date field) or now (other triggers)."""
-    definition = AutomationDefinition.model_validate(automation.definition)
+    definition = load_definition(automation.definition)
     trigger = definition.trigger
     clauses: list[Any] = [segment_clause(definition.gating_conditions)]
     day = on or utcnow().date()
@@ -284,7 +285,7 @@ async def test_send(
     contact = await session.get(Contact, contact_id)
     if contact is None:
         raise NotFound(f"contact {contact_id} not found", code="contact_not_found")
-    definition = AutomationDefinition.model_validate(automation.definition)
+    definition = load_definition(automation.definition)
     sends = [(i, a) for i, a in enumerate(definition.actions) if isinstance(a, SendTemplateAction | SendTextAction)]
     if not sends:
         raise ValidationFailed.on_field("definition.actions", "the automation has no send step", code="nothing_to_send")
@@ -349,7 +350,7 @@ async def run_now(
         created = await start_runs(session, automation, [body.contact_id], trigger_key, trigger)
         contacts, runs = 1, len(created)
     else:
-        definition = AutomationDefinition.model_validate(automation.definition)
+        definition = load_definition(automation.definition)
         if body.segment is not None:
             segment = _parse_segment(body.segment)
         elif isinstance(definition.trigger, ManualTrigger | ScheduleTrigger):

@@ -25,10 +25,10 @@ from typing import Any
 import orjson
 from herald import db, queue
 from herald.automation.definitions import (
-    AutomationDefinition,
     BirthdayTrigger,
     DateFieldTrigger,
     ScheduleTrigger,
+    load_definition,
     previous_fire_time,
 )
 from herald.automation.local_time import (
@@ -215,7 +215,7 @@ def birthday_and_date_tick(now: datetime | None = None) -> TickReport:
         automations = _enabled_automations(session, (TriggerType.BIRTHDAY, TriggerType.DATE_FIELD))
     report.automations = len(automations)
     for automation in automations:
-        trigger = AutomationDefinition.model_validate(automation.definition).trigger
+        trigger = load_definition(automation.definition).trigger
         if isinstance(trigger, BirthdayTrigger):
             _birthdays(automation, trigger, now, report)
         elif isinstance(trigger, DateFieldTrigger):
@@ -252,7 +252,7 @@ def schedule_tick(now: datetime | None = None) -> TickReport:
         automations = _enabled_automations(session, (TriggerType.SCHEDULE,))
     report.automations = len(automations)
     for automation in automations:
-        trigger = AutomationDefinition.model_validate(automation.definition).trigger
+        trigger = load_definition(automation.definition).trigger
         assert isinstance(trigger, ScheduleTrigger)
         fire = previous_fire_time(trigger.cron, trigger.timezone, now)
         if fire < now - catch_up or fire < automation.updated_at:

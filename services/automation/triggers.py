@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 
 import structlog
-from herald.automation.definitions import AutomationDefinition, InboundKeywordTrigger, TagAddedTrigger
+from herald.automation.definitions import InboundKeywordTrigger, TagAddedTrigger, load_definition
 from herald.automation.keywords import keyword_matches
 from herald.contracts import ContactEvent, InboundMessageEvent, TriggerAutomation
 from herald.db import session_scope
@@ -39,7 +39,7 @@ async def on_contact_event(event: ContactEvent) -> list[uuid.UUID]:
     created: list[uuid.UUID] = []
     async with session_scope() as session:
         for automation in (await session.execute(_enabled(trigger_type))).scalars():
-            trigger = AutomationDefinition.model_validate(automation.definition).trigger
+            trigger = load_definition(automation.definition).trigger
             if isinstance(trigger, TagAddedTrigger) and trigger.tag != event.data.get("tag"):
                 continue
             created += await start_runs(
@@ -64,7 +64,7 @@ async def on_inbound_message(event: InboundMessageEvent) -> list[uuid.UUID]:
     created: list[uuid.UUID] = []
     async with session_scope() as session:
         for automation in (await session.execute(_enabled(TriggerType.INBOUND_KEYWORD))).scalars():
-            trigger = AutomationDefinition.model_validate(automation.definition).trigger
+            trigger = load_definition(automation.definition).trigger
             assert isinstance(trigger, InboundKeywordTrigger)
             if not keyword_matches(event.text, trigger.match, trigger.keywords, trigger.pattern):
                 continue

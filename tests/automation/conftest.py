@@ -35,6 +35,7 @@ class AutomationWorker:
 
     def start(self) -> None:
         from herald import queue
+
         from services.automation import actors
 
         _forget_async_engine()

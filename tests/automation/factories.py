@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import psycopg
-
 from herald.clock import utcnow
 
 _phones = itertools.count(1)

@@ -17,7 +17,15 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from herald.automation.keywords import MAX_PATTERN_LENGTH, compile_pattern
 from herald.automation.settings import get_automation_settings
@@ -93,9 +101,7 @@ class InboundKeywordTrigger(_Model):
 
     type: Literal["inbound_keyword"]
     match: Literal["exact", "contains", "regex"] = "exact"
-    keywords: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
-        default_factory=list, max_length=50
-    )
+    keywords: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=50)
     pattern: str | None = Field(None, max_length=MAX_PATTERN_LENGTH)
 
     @field_validator("pattern")
@@ -338,8 +344,10 @@ class WebhookAction(_Model):
 
     @field_validator("url")
     @classmethod
-    def _public_http_url(cls, value: str) -> str:
-        check_webhook_url(value, get_automation_settings().webhook_allow_private)
+    def _public_http_url(cls, value: str, info: ValidationInfo) -> str:
+        # Stored definitions were checked when saved; the address is checked again at call time.
+        stored = bool(info.context and info.context.get("stored"))
+        check_webhook_url(value, stored or get_automation_settings().webhook_allow_private)
         return value
 
 
@@ -428,12 +436,7 @@ def error_path(location: tuple[int | str, ...], data: Any) -> str:
     parts: list[str] = []
     node = data
     for segment in location:
-        if (
-            isinstance(node, dict)
-            and isinstance(segment, str)
-            and segment not in node
-            and node.get("type") == segment
-        ):
+        if isinstance(node, dict) and isinstance(segment, str) and segment not in node and node.get("type") == segment:
             continue
         parts.append(str(segment))
         if isinstance(node, dict) and segment in node:
@@ -460,6 +463,11 @@ def parse_definition(data: Any, prefix: str = "definition") -> AutomationDefinit
             errors.append({"field": field, "message": message})
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         raise ValidationFailed(detail, errors=errors, code="invalid_definition") from None
+
+
+def load_definition(data: Any) -> AutomationDefinition:
+    """A definition read back from the database (or a run's snapshot), validated when it was saved."""
+    return AutomationDefinition.model_validate(data, context={"stored": True})
 
 
 def next_fire_times(cron: str, timezone: str, after: datetime, count: int = 1) -> list[datetime]:
