@@ -18,12 +18,9 @@ DAY = datetime(2026, 3, 2, tzinfo=UTC)
 
 @pytest.fixture
 def client():
-    from herald.api import create_service_app
+    from services.messaging.app import create_app
 
-    from services.messaging.analytics_routes import router
-
-    app = create_service_app("messaging", [router])
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app()), base_url="http://test")
 
 
 @pytest.fixture
