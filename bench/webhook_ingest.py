@@ -31,7 +31,6 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 import psycopg
-
 from herald.runner import Service, serve_argv
 from herald.settings import get_settings
 from herald.webhooks import sign_body
