@@ -133,18 +133,14 @@ async def test_missing_button_parameter_is_refused() -> None:
     await make_template()
     with pytest.raises(TemplateParameterMismatch) as caught:
         async with session_scope() as session:
-            await queue_message(
-                session, contact=contact, content=ORDER.model_copy(update={"button_parameters": []})
-            )
+            await queue_message(session, contact=contact, content=ORDER.model_copy(update={"button_parameters": []}))
     assert caught.value.field == "content.button_parameters"
 
 
 async def test_named_template_needs_the_named_parameters() -> None:
     contact = await make_contact()
     await make_template("appointment", components=NAMED_TEMPLATE, parameter_format="NAMED")
-    good = TemplateContent(
-        name="appointment", language="en_US", body_parameters={"first_name": "Ada", "date": "May 1"}
-    )
+    good = TemplateContent(name="appointment", language="en_US", body_parameters={"first_name": "Ada", "date": "May 1"})
     async with session_scope() as session:
         message = await queue_message(session, contact=contact, content=good)
     assert message.body["template"]["components"][0]["parameters"][0]["parameter_name"] == "first_name"

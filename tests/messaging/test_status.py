@@ -104,9 +104,7 @@ async def test_nothing_leaves_failed() -> None:
 
 async def test_concurrent_statuses_for_one_message_lose_no_transition() -> None:
     message = await _queued()
-    await asyncio.gather(
-        *(_apply(message, status) for status in ("sent", "delivered", "read", "delivered", "sent"))
-    )
+    await asyncio.gather(*(_apply(message, status) for status in ("sent", "delivered", "read", "delivered", "sent")))
     row = await _load(message)
     assert row.status == "read"
     assert sorted(await _timeline(message)) == ["delivered", "queued", "read", "sent"]
