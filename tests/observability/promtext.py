@@ -24,4 +24,8 @@ def value(text: str, name: str, **labels: str) -> float:
 
 
 def label_values(text: str, name: str, label: str) -> set[str]:
-    return {sample_labels[label] for sample_name, sample_labels, _ in samples(text) if sample_name == name and label in sample_labels}
+    return {
+        sample_labels[label]
+        for sample_name, sample_labels, _ in samples(text)
+        if sample_name == name and label in sample_labels
+    }
