@@ -10,6 +10,8 @@ RUN apt-get update \
 COPY docker/test/postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint.sh
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data
+# The account the Debian package creates (test-only image).
+# hadolint ignore=DL3066
 USER postgres
 EXPOSE 5432
 HEALTHCHECK --interval=2s --timeout=3s --retries=30 CMD ["pg_isready", "-h", "127.0.0.1"]
