@@ -47,10 +47,10 @@ typecheck:  ## mypy over libs and services
 	$(RUN) mypy libs services
 
 pytest:  ## the test suite on real PostgreSQL and Redis (embedded ones when none are running)
-	$(RUN) pytest tests -n $(PYTEST_WORKERS) -p no:cacheprovider --durations=10 $(PYTEST_ARGS)
+	$(RUN) pytest tests -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider --durations=10 $(PYTEST_ARGS)
 
 test-fast:  ## the test suite without the slow end-to-end tests
-	$(RUN) pytest tests -n $(PYTEST_WORKERS) -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
+	$(RUN) pytest tests -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
 migrate: sync  ## apply database migrations to DATABASE_URL
 	$(RUN) herald migrate
