@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from herald import db
-from herald.errors import install_error_handlers, problem
+from herald.errors import PayloadTooLarge, install_error_handlers, problem
 from herald.observability import metrics
 from herald.observability.logging import configure_logging
 from herald.observability.tracing import setup_tracing
@@ -81,7 +81,7 @@ class HTTPMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(limit)
             return message
 
         try:
@@ -108,8 +108,11 @@ class HTTPMiddleware:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(PayloadTooLarge):
+    """Raised while streaming a body (no Content-Length) past the limit; renders as 413 wherever caught."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body exceeds {limit} bytes")
 
 
 async def check_ready() -> dict[str, str]:
