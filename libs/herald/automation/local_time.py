@@ -102,17 +102,14 @@ def quiet_hours_end(now: datetime, zone: ZoneInfo, start: time, end: time) -> da
 def next_local_time(now: datetime, zone: ZoneInfo, at: time) -> datetime:
     """The next instant (UTC, strictly after `now`) at which the local clock in `zone` reads `at`.
 
-    A local time skipped by a daylight-saving jump resolves to the instant after the jump.
+    A local time skipped by a daylight-saving jump resolves (fold=0, PEP 495) to the instant as if
+    the jump had not happened yet, which lands just after it; a repeated local time takes its
+    first occurrence.
     """
     local = now.astimezone(zone)
     candidate_date = local.date()
     for _ in range(3):
-        naive = datetime.combine(candidate_date, at)
-        candidate = naive.replace(tzinfo=zone)
-        # Round-trip to detect a non-existent local time and move past the gap.
-        resolved = candidate.astimezone(UTC)
-        if resolved.astimezone(zone).replace(tzinfo=None) != naive:
-            resolved = candidate.replace(fold=1).astimezone(UTC)
+        resolved = datetime.combine(candidate_date, at).replace(tzinfo=zone).astimezone(UTC)
         if resolved > now:
             return resolved
         candidate_date += timedelta(days=1)
