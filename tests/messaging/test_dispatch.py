@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -135,5 +136,45 @@ async def test_broadcast_of_1000_at_80_per_second_reaches_everyone_once_without_
         stats = simulator.stats()
         assert stats["rejected_by_code"].get("130429", 0) == 0
         assert stats["duplicates"] == 0
+    finally:
+        simulator.stop()
+
+
+@pytest.mark.timeout(420)
+async def test_worker_killed_mid_broadcast_loses_nothing_and_duplicates_are_explained(
+    database_url: str, workers: list[WorkerHandle]
+) -> None:
+    from herald.messaging.relay import relay_unhanded_messages, requeue_stuck_sending
+
+    simulator = start_simulator(throughput_per_second=1000, pair_limit_enabled="false", fault_slow_ms=20)
+    try:
+        await _sync(simulator)
+        contact_ids = seed_contacts(database_url, 600)
+        async with session_scope() as session:
+            message_ids = []
+            for contact_id in contact_ids:
+                contact = await session.get(Contact, contact_id)
+                assert contact is not None
+                message_ids.append((await queue_message(session, contact=contact, content=HELLO, enqueue=False)).id)
+            enqueue_send(message_ids)
+        first = start_worker(simulator, WHATSAPP_THROUGHPUT_PER_SECOND=150, HERALD_WORKER_THREADS=4)
+        workers.append(first)
+        try:
+            wait_until(lambda: status_counts(database_url).get("sent", 0) >= 100, timeout=150, interval=0.05)
+        except AssertionError:
+            raise AssertionError(first.output()[-3000:]) from None
+        first.kill()
+        before = status_counts(database_url)
+        assert before.get("sent", 0) < 600, "the worker finished before it was killed"
+        # What the scheduled jobs do after a crash: stuck `sending` rows and unhanded queued rows.
+        requeued = requeue_stuck_sending(stuck_after=timedelta(0))
+        relay_unhanded_messages(stale_after=timedelta(0))
+        workers.append(start_worker(simulator, WHATSAPP_THROUGHPUT_PER_SECOND=150, HERALD_WORKER_THREADS=4))
+        wait_until(lambda: status_counts(database_url).get("sent") == 600, timeout=120, interval=0.2)
+        sent = _sent_ids(simulator)
+        assert set(sent) == {str(i) for i in message_ids}
+        duplicates = simulator.stats()["duplicates"]
+        # Only a message Meta accepted while its worker died before committing `sent` can go twice.
+        assert duplicates == sum(n - 1 for n in sent.values()) <= requeued == before.get("sending", 0)
     finally:
         simulator.stop()

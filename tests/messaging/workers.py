@@ -27,17 +27,17 @@ class WorkerHandle:
         return self.log.read().decode(errors="replace")
 
     def kill(self) -> None:
-        """SIGKILL: no cleanup, no acks, exactly like an OOM kill or a node loss."""
-        self.process.send_signal(signal.SIGKILL)
+        """SIGKILL to the dramatiq parent and its worker processes: no cleanup, no acks."""
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
 
@@ -68,6 +68,7 @@ def start_worker(simulator: SimulatorHandle, *, threads: int = 4, **extra: Any) 
         env=worker_env(simulator, **extra),
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: kill() reaches the forked workers too
     )  # fmt: skip
     return WorkerHandle(process, log)
 
