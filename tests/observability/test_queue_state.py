@@ -1,0 +1,78 @@
+"""Queue depth, delayed depth and oldest-message age read from Dramatiq's Redis structures."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from herald.observability.collectors import QueueStateCollector
+from herald.queue import build_message, enqueue, get_broker
+from prometheus_client import CollectorRegistry, generate_latest
+
+from tests.observability.promtext import value
+from tests.observability.worker_contracts import TRACKED, Work
+
+
+def _collector(redis_client: redis.Redis, now: float) -> QueueStateCollector:
+    return QueueStateCollector(redis_client, ["messages", "automation", "analytics"], clock=lambda: now)
+
+
+def test_depth_counts_ready_and_delayed_messages_per_queue(redis_client: redis.Redis) -> None:
+    for n in range(3):
+        enqueue(TRACKED, Work(n=n))
+    enqueue(TRACKED, Work(n=99), delay_ms=60_000)
+
+    state = _collector(redis_client, time.time()).read()
+
+    assert state["analytics"]["depth"] == 3
+    assert state["analytics"]["delayed"] == 1
+    assert state["messages"]["depth"] == 0
+    assert state["messages"]["oldest_age"] == 0
+
+
+def test_oldest_age_is_measured_from_the_head_of_the_queue(redis_client: redis.Redis) -> None:
+    enqueue(TRACKED, Work(n=1))
+    time.sleep(0.05)
+    enqueue(TRACKED, Work(n=2))
+    head_id = redis_client.lindex("herald:analytics", 0)
+    body = redis_client.hget("herald:analytics.msgs", head_id)
+    assert body is not None and b'"n":1' in body
+
+    # Seen 90 seconds later, the oldest message has waited 90 s (plus the few ms above).
+    state = _collector(redis_client, time.time() + 90).read()
+
+    assert 90 <= state["analytics"]["oldest_age"] < 95
+
+
+def test_oldest_age_counts_a_due_delayed_message_from_its_eta(redis_client: redis.Redis) -> None:
+    broker = get_broker()
+    message = build_message(TRACKED, Work(n=5))
+    # A delayed message that became due is re-enqueued by the worker with its eta in the options.
+    eta = int((time.time() + 600) * 1000)
+    broker.enqueue(message.copy(options={"eta": eta}))
+
+    state = _collector(redis_client, eta / 1000 + 30).read()
+
+    assert 29 <= state["analytics"]["oldest_age"] <= 31
+
+
+def test_collector_exports_gauges_per_queue(redis_client: redis.Redis) -> None:
+    for n in range(2):
+        enqueue(TRACKED, Work(n=n))
+    registry = CollectorRegistry()
+    registry.register(_collector(redis_client, time.time() + 10))
+
+    text = generate_latest(registry).decode()
+
+    assert value(text, "herald_queue_depth", queue="analytics") == 2
+    assert value(text, "herald_queue_depth", queue="messages") == 0
+    assert value(text, "herald_queue_dead_letters", queue="analytics") == 0
+    assert value(text, "herald_queue_oldest_message_age_seconds", queue="analytics") >= 10
+
+
+def test_unreachable_redis_exports_nothing_instead_of_failing() -> None:
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    registry = CollectorRegistry()
+    registry.register(QueueStateCollector(client, ["messages"]))
+
+    assert "herald_queue_depth" not in generate_latest(registry).decode()
