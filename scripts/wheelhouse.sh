@@ -26,7 +26,7 @@ if [ "$(cat "$out/deps/.lock-hash" 2>/dev/null)" != "$lock_hash" ]; then
     --output-file "$out/deps/requirements.txt" >/dev/null
   # The host's pip configuration (extra indexes, constraints) is ignored: the lock file's
   # hashes decide, and --require-hashes refuses anything else.
-  PIP_CONFIG_FILE=/dev/null python3 -m pip wheel --quiet --disable-pip-version-check \
+  PIP_CONFIG_FILE=/dev/null uvx --quiet --from "pip>=24" pip wheel --quiet --disable-pip-version-check \
     --no-deps --require-hashes --only-binary=:all: \
     -r <(uv run --no-sync python scripts/wheelhouse_targets.py "$out/deps/requirements.txt") \
     --wheel-dir "$out/deps"
