@@ -47,17 +47,13 @@ class QueueStateCollector(Collector):
         self.clock = clock
 
     def collect(self) -> Iterable[Metric]:
-        depth = GaugeMetricFamily(
-            metrics.QUEUE_DEPTH, "Ready messages waiting in the queue.", labels=["queue"]
-        )
+        depth = GaugeMetricFamily(metrics.QUEUE_DEPTH, "Ready messages waiting in the queue.", labels=["queue"])
         delayed = GaugeMetricFamily(
             metrics.QUEUE_DELAYED_DEPTH,
             "Delayed messages (retries, scheduled) in the queue.",
             labels=["queue"],
         )
-        dead = GaugeMetricFamily(
-            metrics.QUEUE_DEAD_LETTERS, "Messages in the dead-letter set.", labels=["queue"]
-        )
+        dead = GaugeMetricFamily(metrics.QUEUE_DEAD_LETTERS, "Messages in the dead-letter set.", labels=["queue"])
         age = GaugeMetricFamily(
             metrics.QUEUE_OLDEST_AGE,
             "Seconds the oldest ready message has been waiting (0 when the queue is empty).",
@@ -165,9 +161,7 @@ class ContactsCollector(Collector):
         total, opted_in = value
         return [
             GaugeMetricFamily(metrics.CONTACTS, "Contacts stored.", value=total),
-            GaugeMetricFamily(
-                metrics.CONTACTS_OPTED_IN, "Contacts who opted in to messages.", value=opted_in
-            ),
+            GaugeMetricFamily(metrics.CONTACTS_OPTED_IN, "Contacts who opted in to messages.", value=opted_in),
         ]
 
 

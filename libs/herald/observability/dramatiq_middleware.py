@@ -72,9 +72,7 @@ class ObservabilityMiddleware(dramatiq.Middleware):
 
     # --- producer side ---------------------------------------------------------------------
 
-    def before_enqueue(
-        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
-    ) -> None:
+    def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         options = message.options
         # A due delayed message moved to its ready queue by a worker was counted when first sent.
         if delay is None and "eta" in options:

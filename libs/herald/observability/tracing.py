@@ -17,7 +17,7 @@ from herald.settings import get_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
 log = structlog.get_logger("herald.observability.tracing")
@@ -28,7 +28,13 @@ MESSAGE_OPTION = "trace_context"
 _lock = threading.Lock()
 # The SDK provider outlives disable_tracing(): OpenTelemetry lets a process set it only once.
 _provider: TracerProvider | None = None
+_providers: list[TracerProvider] = []
 _enabled = False
+
+
+def _add_processor(processor: SpanProcessor) -> None:
+    for provider in _providers:
+        provider.add_span_processor(processor)
 
 
 def enabled() -> bool:
@@ -45,13 +51,14 @@ def setup_tracing(service: str, app: FastAPI | None = None, *, exporter: SpanExp
     """
     global _provider, _enabled
     endpoint = get_settings().otel_exporter_otlp_endpoint.strip()
-    if exporter is None and not endpoint:
+    if exporter is None and not endpoint and not _enabled:
         return False
 
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
     with _lock:
         if _provider is None:
@@ -59,16 +66,18 @@ def setup_tracing(service: str, app: FastAPI | None = None, *, exporter: SpanExp
                 {"service.name": f"herald-{service}", "service.namespace": get_settings().service_name}
             )
             provider = TracerProvider(resource=resource)
-            if exporter is None:
+            # Redis and SQL spans only inside a traced request or actor: on their own (the
+            # worker's queue polling, pool pings) they would be a flood of one-span traces.
+            child_only = TracerProvider(resource=resource, sampler=ParentBased(root=ALWAYS_OFF))
+            _providers.extend([provider, child_only])
+            if endpoint:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-                provider.add_span_processor(
-                    BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces"))
-                )
+                _add_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")))
             trace.set_tracer_provider(provider)
             _provider = provider
         if exporter is not None:
-            _provider.add_span_processor(SimpleSpanProcessor(exporter))
+            _add_processor(SimpleSpanProcessor(exporter))
         if not _enabled:
             _instrument_libraries()
             _enabled = True
@@ -89,17 +98,20 @@ def _instrument_libraries() -> None:
 
     from herald import db
 
+    child_only = _providers[1]
     HTTPXClientInstrumentor().instrument()
-    RedisInstrumentor().instrument()
+    RedisInstrumentor().instrument(tracer_provider=child_only)
     # herald.db imported create_engine by name, so the instrumentor's factory wrapper would miss
     # its engines: hand them over explicitly (they are created lazily, so this is cheap).
-    SQLAlchemyInstrumentor().instrument(engines=[db.sync_engine(), db.async_engine().sync_engine])
+    SQLAlchemyInstrumentor().instrument(
+        engines=[db.sync_engine(), db.async_engine().sync_engine], tracer_provider=child_only
+    )
 
 
 def shutdown_tracing() -> None:
     """Flush pending spans (worker shutdown, process exit)."""
-    if _provider is not None:
-        _provider.force_flush()
+    for provider in _providers:
+        provider.force_flush()
 
 
 def disable_tracing() -> None:
