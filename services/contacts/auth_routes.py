@@ -69,9 +69,7 @@ async def login(
 ) -> TokenPair:
     settings = get_settings()
     email = form.username.strip().lower()
-    limit = await ratelimit.hit(
-        "login", f"{email}|{_client_ip(request)}", settings.login_attempts_per_minute, 60
-    )
+    limit = await ratelimit.hit("login", f"{email}|{_client_ip(request)}", settings.login_attempts_per_minute, 60)
     if not limit.allowed:
         metrics.LOGIN_ATTEMPTS.labels("rate_limited").inc()
         raise TooManyRequests(
@@ -91,9 +89,7 @@ async def login(
     return _issue_tokens(user)
 
 
-@auth_router.post(
-    "/refresh", summary="Trade a refresh token for a new token pair (the old one stops working)"
-)
+@auth_router.post("/refresh", summary="Trade a refresh token for a new token pair (the old one stops working)")
 async def refresh(body: RefreshRequest, session: SessionDep) -> TokenPair:
     claims = decode_token(body.refresh_token, "refresh")
     try:
@@ -148,17 +144,11 @@ async def get_user(user_id: uuid.UUID, session: SessionDep, _: Admin) -> UserPub
 
 
 @users_router.patch("/{user_id}", summary="Change a user's role, active flag or name")
-async def update_user(
-    user_id: uuid.UUID, body: UserUpdate, session: SessionDep, principal: Admin
-) -> UserPublic:
-    if user_id == principal.user_id and (
-        body.is_active is False or (body.role and body.role is not Role.ADMIN)
-    ):
+async def update_user(user_id: uuid.UUID, body: UserUpdate, session: SessionDep, principal: Admin) -> UserPublic:
+    if user_id == principal.user_id and (body.is_active is False or (body.role and body.role is not Role.ADMIN)):
         # An admin demoting or disabling themselves could leave nobody able to manage users.
         raise Forbidden("you cannot demote or disable yourself", code="self_lockout")
-    user = await users.update_user(
-        session, user_id, role=body.role, is_active=body.is_active, full_name=body.full_name
-    )
+    user = await users.update_user(session, user_id, role=body.role, is_active=body.is_active, full_name=body.full_name)
     return _user_public(user)
 
 
@@ -166,9 +156,7 @@ async def update_user(
     "/{user_id}/reset-password",
     summary="Set a new password; every refresh token issued before stops working",
 )
-async def reset_password(
-    user_id: uuid.UUID, body: PasswordReset, session: SessionDep, _: Admin
-) -> UserPublic:
+async def reset_password(user_id: uuid.UUID, body: PasswordReset, session: SessionDep, _: Admin) -> UserPublic:
     return _user_public(await users.reset_password(session, user_id, body.password))
 
 

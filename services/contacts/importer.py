@@ -18,7 +18,8 @@ from typing import IO, Any
 
 import orjson
 from herald.clock import utcnow
-from herald.contacts_events import emit_contact_event
+from herald.contacts_events import build_contact_event, publish_contact_events
+from herald.contracts import ContactEvent
 from herald.db import session_scope
 from herald.errors import HeraldError, ValidationFailed
 from herald.models import OptInStatus
@@ -39,7 +40,7 @@ from services.contacts.schemas import (
     parse_language,
     parse_timezone,
 )
-from services.contacts.service import emit_tag_and_attribute_events
+from services.contacts.service import change_events
 
 CHUNK_ROWS = 5000
 MAX_REPORTED_ERRORS = 1000
@@ -169,9 +170,7 @@ def _parse_row(
     if opt_in:
         status = OPT_IN_VALUES.get(opt_in)
         if status is None:
-            problems.append(
-                ("opt_in", "opt_in must be yes/no, true/false, 1/0, opted_in/opted_out or unknown")
-            )
+            problems.append(("opt_in", "opt_in must be yes/no, true/false, 1/0, opted_in/opted_out or unknown"))
         else:
             values["opt_in_status"] = status
     tags = None
@@ -248,7 +247,9 @@ def _blank(phone: str) -> dict[str, Any]:
     }
 
 
-async def _write_chunk(session: AsyncSession, rows: list[ParsedRow], totals: _Totals) -> None:
+async def _write_chunk(
+    session: AsyncSession, rows: list[ParsedRow], totals: _Totals, events: list[ContactEvent]
+) -> None:
     now = utcnow()
     stored = await repository.lock_by_phones(session, sorted({row.phone for row in rows}))
     before: dict[str, Row[Any]] = stored
@@ -258,11 +259,7 @@ async def _write_chunk(session: AsyncSession, rows: list[ParsedRow], totals: _To
         target = merged.get(row.phone)
         if target is None:
             existing = before.get(row.phone)
-            target = (
-                {k: getattr(existing, k) for k in _STORED_COLUMNS}
-                if existing is not None
-                else _blank(row.phone)
-            )
+            target = {k: getattr(existing, k) for k in _STORED_COLUMNS} if existing is not None else _blank(row.phone)
             target["tags"] = list(target["tags"])
             target["attributes"] = dict(target["attributes"])
             merged[row.phone] = target
@@ -277,28 +274,40 @@ async def _write_chunk(session: AsyncSession, rows: list[ParsedRow], totals: _To
         old = before.get(result.phone)
         new = merged[result.phone]
         if result.inserted:
-            emit_contact_event("created", result.id, {"source": IMPORT_SOURCE})
+            events.append(build_contact_event("created", result.id, {"source": IMPORT_SOURCE}))
             continue
         if old is None:
             # Another writer inserted this phone between our lock and our insert: an update after all.
             totals.created -= 1
             totals.updated += 1
             continue
-        emit_tag_and_attribute_events(
-            result.id, list(old.tags), new["tags"], dict(old.attributes), new["attributes"]
-        )
+        for kind_, data in change_events(list(old.tags), new["tags"], dict(old.attributes), new["attributes"]):
+            events.append(build_contact_event(kind_, result.id, data))
         if new["opt_in_status"] != old.opt_in_status and new["opt_in_status"] != OptInStatus.UNKNOWN.value:
             kind = "opted_in" if new["opt_in_status"] == OptInStatus.OPTED_IN.value else "opted_out"
-            emit_contact_event(kind, result.id, {"source": IMPORT_SOURCE})  # type: ignore[arg-type]
+            events.append(build_contact_event(kind, result.id, {"source": IMPORT_SOURCE}))  # type: ignore[arg-type]
+
+
+async def import_file(raw: IO[bytes], *, region: str | None = None) -> ImportReport:
+    """Import a CSV in one transaction, then publish its contact events in pipelined batches.
+
+    Nothing is stored when the file as a whole is refused, and no event leaves before the commit.
+    """
+    events: list[ContactEvent] = []
+    async with session_scope() as session:
+        report = await import_contacts(session, raw, events, region=region)
+    publish_contact_events(events)
+    return report
 
 
 async def import_contacts(
-    session: AsyncSession, raw: IO[bytes], *, region: str | None = None
+    session: AsyncSession, raw: IO[bytes], events: list[ContactEvent], *, region: str | None = None
 ) -> ImportReport:
-    """Import a CSV (see docs/contacts.md for its columns) from a binary stream.
+    """Import a CSV (see docs/contacts.md for its columns) from a binary stream into `session`.
 
-    Raises CsvRejected (422) when the file as a whole cannot be read; the caller's transaction
-    then rolls back so nothing is half-imported.
+    The contact events to send after commit are appended to `events`. Raises CsvRejected (422)
+    when the file as a whole cannot be read; the caller's transaction then rolls back so
+    nothing is half-imported.
     """
     reader = csv.DictReader(_text_lines(raw))
     try:
@@ -338,13 +347,13 @@ async def import_contacts(
                 continue
             chunk.append(parsed)
             if len(chunk) >= CHUNK_ROWS:
-                await _write_chunk(session, chunk, totals)
+                await _write_chunk(session, chunk, totals, events)
                 chunk = []
     except csv.Error as exc:
         raise CsvRejected.on_field(
             "file", f"malformed CSV near line {reader.line_num}: {exc}", code="malformed_csv"
         ) from exc
-    await _write_chunk(session, chunk, totals)
+    await _write_chunk(session, chunk, totals, events)
     metrics.CONTACT_IMPORT_ROWS.labels("created").inc(totals.created)
     metrics.CONTACT_IMPORT_ROWS.labels("updated").inc(totals.updated)
     metrics.CONTACT_IMPORT_ROWS.labels("failed").inc(totals.failed)

@@ -79,9 +79,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError("naive time")
         return moment, uuid.UUID(contact_id)
     except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError) as exc:
-        raise ValidationFailed.on_field(
-            "cursor", "not a cursor returned by this API", code="invalid_cursor"
-        ) from exc
+        raise ValidationFailed.on_field("cursor", "not a cursor returned by this API", code="invalid_cursor") from exc
 
 
 async def page(

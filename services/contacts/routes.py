@@ -124,7 +124,7 @@ async def list_contacts(
         }
     },
 )
-async def import_contacts(request: Request, session: SessionDep, _: Operator) -> ImportReport:
+async def import_contacts(request: Request, _: Operator) -> ImportReport:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise UnsupportedMediaType(
@@ -142,7 +142,8 @@ async def import_contacts(request: Request, session: SessionDep, _: Operator) ->
                 code="not_csv",
                 errors=[{"field": "file", "message": f"content type {media_type} is not CSV"}],
             )
-        return await importer.import_contacts(session, upload.file)
+        # Its own transaction (not SessionDep), so events can be sent in batches after commit.
+        return await importer.import_file(upload.file)
 
 
 @router.get(
@@ -173,9 +174,7 @@ async def get_contact(contact_id: uuid.UUID, session: SessionDep, _: Viewer) -> 
 
 
 @router.patch("/{contact_id}", summary="Update a contact (only the fields sent)")
-async def update_contact(
-    contact_id: uuid.UUID, body: ContactUpdate, session: SessionDep, _: Operator
-) -> ContactPublic:
+async def update_contact(contact_id: uuid.UUID, body: ContactUpdate, session: SessionDep, _: Operator) -> ContactPublic:
     return await service.update_contact(session, contact_id, body)
 
 

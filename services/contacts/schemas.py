@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,6 +27,7 @@ _LEAP_YEAR = 2000
 # --- field parsers (raise ValueError with a message meant for the API user) -------------------
 
 
+@lru_cache(maxsize=1024)
 def parse_timezone(value: str) -> str:
     """An IANA zone name such as Europe/Berlin."""
     name = value.strip()
@@ -38,6 +40,7 @@ def parse_timezone(value: str) -> str:
     return name
 
 
+@lru_cache(maxsize=1024)
 def parse_language(value: str) -> str:
     """A BCP 47-style language tag (en, pt_BR, es-419)."""
     tag = value.strip()

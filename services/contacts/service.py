@@ -12,6 +12,7 @@ from typing import Any
 from herald.auth import Principal
 from herald.clock import utcnow
 from herald.contacts_events import emit_contact_event
+from herald.contracts import ContactEventKind
 from herald.errors import Conflict, NotFound
 from herald.models import Log, OptInStatus
 from herald.phones import normalize_phone
@@ -76,9 +77,7 @@ async def create_contact(session: AsyncSession, data: ContactCreate) -> ContactP
         "updated_at": now,
     }
     # ON CONFLICT DO NOTHING: a duplicate (even a concurrent one) is a clean 409, never a 500.
-    statement = (
-        pg_insert(table).values(values).on_conflict_do_nothing(index_elements=["phone"]).returning(*table.c)
-    )
+    statement = pg_insert(table).values(values).on_conflict_do_nothing(index_elements=["phone"]).returning(*table.c)
     row = (await session.execute(statement)).first()
     if row is None:
         raise _phone_taken(phone)
@@ -102,26 +101,21 @@ def attribute_changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str
     ]
 
 
-def emit_tag_and_attribute_events(
-    contact_id: uuid.UUID,
+def change_events(
     old_tags: list[str],
     new_tags: list[str],
     old_attributes: dict[str, Any],
     new_attributes: dict[str, Any],
-) -> None:
-    for tag in new_tags:
-        if tag not in old_tags:
-            emit_contact_event("tag_added", contact_id, {"tag": tag})
-    for tag in old_tags:
-        if tag not in new_tags:
-            emit_contact_event("tag_removed", contact_id, {"tag": tag})
-    for change in attribute_changes(old_attributes, new_attributes):
-        emit_contact_event("attribute_changed", contact_id, change)
+) -> list[tuple[ContactEventKind, dict[str, Any]]]:
+    """(kind, data) of the events a change of tags and attributes should emit."""
+    events: list[tuple[ContactEventKind, dict[str, Any]]] = []
+    events += [("tag_added", {"tag": tag}) for tag in new_tags if tag not in old_tags]
+    events += [("tag_removed", {"tag": tag}) for tag in old_tags if tag not in new_tags]
+    events += [("attribute_changed", change) for change in attribute_changes(old_attributes, new_attributes)]
+    return events
 
 
-async def _write(
-    session: AsyncSession, contact_id: uuid.UUID, values: dict[str, Any], phone: str | None
-) -> Row[Any]:
+async def _write(session: AsyncSession, contact_id: uuid.UUID, values: dict[str, Any], phone: str | None) -> Row[Any]:
     statement = update(table).where(table.c.id == contact_id).values(**values).returning(*table.c)
     try:
         # A savepoint, so a duplicate phone leaves the request's transaction usable for the 409.
@@ -165,9 +159,8 @@ async def update_contact(session: AsyncSession, contact_id: uuid.UUID, data: Con
         return to_public(current)
     values["updated_at"] = utcnow()
     row = await _write(session, contact_id, values, phone)
-    emit_tag_and_attribute_events(
-        contact_id, list(current.tags), new_tags, dict(current.attributes), new_attributes
-    )
+    for kind, event_data in change_events(list(current.tags), new_tags, dict(current.attributes), new_attributes):
+        emit_contact_event(kind, contact_id, event_data)
     return to_public(row)
 
 
@@ -193,9 +186,7 @@ async def remove_tag(session: AsyncSession, contact_id: uuid.UUID, tag: str) -> 
     return to_public(row)
 
 
-async def set_opt_in(
-    session: AsyncSession, contact_id: uuid.UUID, status: OptInStatus, source: str
-) -> ContactPublic:
+async def set_opt_in(session: AsyncSession, contact_id: uuid.UUID, status: OptInStatus, source: str) -> ContactPublic:
     """Record a WhatsApp opt-in or opt-out with its source and time; repeating it changes nothing."""
     current = await get_contact(session, contact_id, for_update=True)
     if current.opt_in_status == status.value:

@@ -8,7 +8,6 @@ import jwt
 import psycopg
 import pytest
 
-from tests.conftest import SECRET_FOR_TESTS
 from tests.fixtures.auth import PASSWORD, TestUser
 
 TOKEN = "/api/v1/auth/token"

@@ -74,7 +74,6 @@ async def test_a_worker_consuming_the_contract_receives_the_event(
     api: httpx.AsyncClient, operator: TestUser
 ) -> None:
     import dramatiq
-
     from herald.contracts import CONTACT_EVENT, ContactEvent, Queue
     from herald.queue import actor, get_broker
 
@@ -97,3 +96,32 @@ async def test_a_worker_consuming_the_contract_receives_the_event(
         worker.stop()
     assert record.queue_name == Queue.AUTOMATION.value
     assert [(e.kind, e.contact_id) for e in received] == [("created", uuid.UUID(created["id"]))]
+
+
+async def test_a_worker_receives_the_events_of_an_import(api: httpx.AsyncClient, operator: TestUser) -> None:
+    import dramatiq
+
+    from herald.contracts import CONTACT_EVENT, ContactEvent
+    from herald.queue import actor, get_broker
+
+    received: list[ContactEvent] = []
+
+    @actor(CONTACT_EVENT)
+    def record(event: ContactEvent) -> None:
+        received.append(event)
+
+    content = b"phone\n+14155550101\n+14155550102\n+14155550103\n"
+    report = await api.post(
+        "/api/v1/contacts/import", files={"file": ("c.csv", content, "text/csv")}, headers=operator.headers
+    )
+    assert report.json()["created"] == 3
+    worker = dramatiq.Worker(get_broker(), worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert sorted(e.kind for e in received) == ["created"] * 3
+    assert len({e.contact_id for e in received}) == 3

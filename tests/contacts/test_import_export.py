@@ -29,13 +29,13 @@ async def test_import_stores_good_rows_and_reports_bad_ones(
     api: httpx.AsyncClient, operator: TestUser, database_url: str
 ) -> None:
     content = (
-        "phone,name,timezone,birthday,tags,opt_in,attr.plan\n"
-        "+14155550101,Ada,Europe/Lisbon,1990-12-10,vip;beta,yes,gold\n"
-        "not-a-phone,Bad,,,,,\n"
-        "+14155550102,Bo,Mars/Base,,,,\n"
-        "(415) 555-0103,Cy,,02-31,a|b,,\n"
-        "4155550104,Di,,02-29,a|b,no,\n"
-    ).encode()
+        b"phone,name,timezone,birthday,tags,opt_in,attr.plan\n"
+        b"+14155550101,Ada,Europe/Lisbon,1990-12-10,vip;beta,yes,gold\n"
+        b"not-a-phone,Bad,,,,,\n"
+        b"+14155550102,Bo,Mars/Base,,,,\n"
+        b"(415) 555-0103,Cy,,02-31,a|b,,\n"
+        b"4155550104,Di,,02-29,a|b,no,\n"
+    )
     response = await api.post(IMPORT, files=_upload(content), headers=operator.headers)
     assert response.status_code == 200, response.text
     report = response.json()
@@ -97,6 +97,7 @@ async def test_oversize_upload_is_413_and_stores_nothing(
     operator: TestUser, database_url: str, monkeypatch: pytest.MonkeyPatch, dispose_engines: None
 ) -> None:
     from herald.settings import get_settings
+
     from services.contacts.app import create_app
 
     monkeypatch.setenv("HERALD_MAX_CSV_BYTES", "2048")
@@ -114,6 +115,7 @@ async def test_oversize_streamed_upload_without_length_is_413(
     operator: TestUser, database_url: str, monkeypatch: pytest.MonkeyPatch, dispose_engines: None
 ) -> None:
     from herald.settings import get_settings
+
     from services.contacts.app import create_app
 
     monkeypatch.setenv("HERALD_MAX_CSV_BYTES", "2048")
@@ -204,10 +206,10 @@ async def test_export_has_import_columns_and_imports_back_unchanged(
     api: httpx.AsyncClient, operator: TestUser, database_url: str
 ) -> None:
     content = (
-        "phone,name,language,timezone,birthday,tags,opt_in,attr.plan,attr.city\n"
-        "+14155550101,=cmd(),en,Europe/Lisbon,1990-12-10,vip;beta,yes,gold,\n"
-        "+14155550102,\"Bo, Jr.\",pt_BR,,02-29,,,silver,Porto\n"
-    ).encode()
+        b"phone,name,language,timezone,birthday,tags,opt_in,attr.plan,attr.city\n"
+        b"+14155550101,=cmd(),en,Europe/Lisbon,1990-12-10,vip;beta,yes,gold,\n"
+        b"+14155550102,\"Bo, Jr.\",pt_BR,,02-29,,,silver,Porto\n"
+    )
     assert (await api.post(IMPORT, files=_upload(content), headers=operator.headers)).json()["failed"] == 0
     before = _stored(database_url)
     export = await api.get("/api/v1/contacts/export", headers=operator.headers)
