@@ -1,0 +1,137 @@
+"""Birthdays end to end: the tick, a real automation worker process and a real messages worker
+process sending through the Cloud API simulator over HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from herald import clock, queue
+from herald.contracts import RUN_AUTOMATION_STEP, RunAutomationStep
+
+from services.automation.tick import birthday_and_date_tick
+from tests.automation.factories import fetch, make_automation, make_contact, make_template
+from tests.fixtures.simulator import REPO_ROOT, SimulatorHandle, start_simulator, wait_until
+from tests.messaging.workers import WorkerHandle, start_worker, worker_env
+
+pytestmark = pytest.mark.slow
+
+ZONES = ("Asia/Tokyo", "Europe/Lisbon", "America/New_York")
+# The simulator's seeded template (MARKETING, one positional body parameter).
+GREETING = [{"type": "BODY", "text": "Happy birthday, {{1}}! 🎂 Enjoy 20% off anything today."}]
+
+
+def start_automation_worker(simulator: SimulatorHandle) -> WorkerHandle:
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "dramatiq", "herald.runner:setup_broker", "services.automation.actors",
+            "--queues", "automation", "--processes", "1", "--threads", "4",
+        ],
+        cwd=REPO_ROOT,
+        env=worker_env(simulator),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    return WorkerHandle(process, log)
+
+
+@pytest.fixture
+def simulator() -> Iterator[SimulatorHandle]:
+    handle = start_simulator(pair_limit_enabled="false")
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def workers(simulator: SimulatorHandle) -> Iterator[list[WorkerHandle]]:
+    started = [start_worker(simulator), start_automation_worker(simulator)]
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+def _settled(database_url: str) -> bool:
+    runs = fetch(database_url, "SELECT count(*) FROM automation_runs WHERE status IN ('pending', 'running')")[0][0]
+    unsent = fetch(database_url, "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')")[0][0]
+    return runs == 0 and unsent == 0
+
+
+def test_three_zones_each_receive_one_birthday_message_through_the_simulator(
+    database_url: str, simulator: SimulatorHandle, workers: list[WorkerHandle]
+) -> None:
+    make_template(database_url, "birthday_greeting", components=GREETING)
+    make_automation(
+        database_url,
+        {
+            "trigger": {"type": "birthday", "hour": 9},
+            "actions": [
+                {
+                    "type": "send_template",
+                    "template": "birthday_greeting",
+                    "language": "en_US",
+                    "body": [{"field": "first_name", "default": "friend"}],
+                }
+            ],
+        },
+    )
+    contacts = {zone: make_contact(database_url, name=f"Ana {zone}", timezone=zone, birthday=(5, 1)) for zone in ZONES}
+    phones = {row[0]: row[1].lstrip("+") for row in fetch(database_url, "SELECT timezone, phone FROM contacts")}
+    fired_at: dict[str, datetime] = {}
+    moment = datetime(2026, 4, 30, 22, 0, tzinfo=UTC)
+    while moment <= datetime(2026, 5, 2, 6, 0, tzinfo=UTC):
+        clock.set_now(moment)
+        before = {
+            r[0]
+            for r in fetch(
+                database_url, "SELECT c.timezone FROM automation_runs r JOIN contacts c ON c.id = r.contact_id"
+            )
+        }
+        birthday_and_date_tick(moment)
+        after = {
+            r[0]
+            for r in fetch(
+                database_url, "SELECT c.timezone FROM automation_runs r JOIN contacts c ON c.id = r.contact_id"
+            )
+        }
+        for zone in after - before:
+            fired_at[zone] = moment
+        try:
+            wait_until(lambda: _settled(database_url), timeout=60)
+        except AssertionError:  # show what the worker processes said
+            print(fetch(database_url, "SELECT status, count(*) FROM automation_runs GROUP BY status"))
+            print(fetch(database_url, "SELECT status, error_title, count(*) FROM messages GROUP BY 1,2"))
+            for w in workers:
+                print(w.output()[-3000:])
+            raise
+        moment += timedelta(minutes=30)
+
+    # Each at its own 09:00.
+    assert fired_at == {
+        "Asia/Tokyo": datetime(2026, 5, 1, 0, 0, tzinfo=UTC),
+        "Europe/Lisbon": datetime(2026, 5, 1, 8, 0, tzinfo=UTC),
+        "America/New_York": datetime(2026, 5, 1, 13, 0, tzinfo=UTC),
+    }
+    sent = wait_until(lambda: len(simulator.messages()) >= 3 and simulator.messages(), timeout=30)
+    assert Counter(m["wa_id"] for m in sent) == Counter(phones.values())
+    assert {m["template"]["name"] for m in sent} == {"birthday_greeting"}
+
+    # Ticks again, and every run step delivered again: nothing more reaches the simulator.
+    for zone_moment in fired_at.values():
+        birthday_and_date_tick(zone_moment + timedelta(minutes=5))
+    for (run_id,) in fetch(database_url, "SELECT id FROM automation_runs"):
+        queue.enqueue(RUN_AUTOMATION_STEP, RunAutomationStep(run_id=run_id))
+    broker = queue.get_broker()
+    broker.join("automation", timeout=30_000)
+    broker.join("messages", timeout=30_000)
+    wait_until(lambda: _settled(database_url), timeout=30)
+    assert len(simulator.messages()) == 3
+    assert len(contacts) == 3
+    assert os.environ["DATABASE_URL"] == database_url
