@@ -15,3 +15,6 @@ def create_app() -> FastAPI:
         [automations, runs],
         description="Automations: birthday, date, event, keyword, schedule and manual triggers.",
     )
+
+
+app = create_app()
