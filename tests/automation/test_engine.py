@@ -12,7 +12,7 @@ import pytest
 from herald import clock, queue
 from herald.automation.settings import get_automation_settings
 from herald.contacts_events import emit_contact_event
-from herald.contracts import INBOUND_MESSAGE, InboundMessageEvent
+from herald.contracts import INBOUND_MESSAGE, MESSAGE_STATUS, InboundMessageEvent, MessageStatusEvent
 
 from services.automation.tick import resume_due_waits
 from services.automation.webhooks import webhook_secret
@@ -299,3 +299,28 @@ def test_webhook_to_a_private_address_is_refused_at_call_time(
     run = wait_until(lambda: _status_is(database_url, automation_id, "failed"), timeout=20)
     assert run["steps"][-1]["reason"] == "address_refused"
     assert receiver.posts == []
+
+
+def test_message_status_is_noted_on_the_step_and_never_starts_a_run(
+    database_url: str, automation_worker: AutomationWorker
+) -> None:
+    clock.set_now(NOW)
+    automation_id = _keyword_automation(database_url, match="exact", keywords=["hi"])
+    contact = make_contact(database_url)
+    _inbound(contact, "hi")
+    run = wait_until(lambda: _status_is(database_url, automation_id, "completed"), timeout=20)
+    message_id = uuid.UUID(run["steps"][-1]["message_id"])
+    for status in ("delivered", "sent", "read"):  # out of order: the furthest one stays
+        queue.enqueue(
+            MESSAGE_STATUS,
+            MessageStatusEvent(
+                message_id=message_id,
+                contact_id=contact,
+                status=status,
+                automation_run_id=run["id"],
+                occurred_at=clock.utcnow(),
+            ),
+        )
+    queue.get_broker().join("automation", timeout=20_000)
+    wait_until(lambda: _run(database_url, automation_id)["steps"][-1].get("message_status") == "read", timeout=20)
+    assert fetch(database_url, "SELECT count(*) FROM automation_runs")[0][0] == 1
