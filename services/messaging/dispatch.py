@@ -36,6 +36,7 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.messaging.throttle import TokenBucket
+from services.messaging.transport import AiohttpTransport
 
 log = structlog.get_logger("herald.messaging.dispatch")
 
@@ -189,7 +190,9 @@ class Dispatcher:
     @classmethod
     def from_settings(cls) -> Dispatcher:
         settings = get_settings()
-        client = CloudAPIClient.from_settings(settings)
+        client = CloudAPIClient.from_settings(
+            settings, transport=AiohttpTransport(max_connections=settings.whatsapp_max_connections)
+        )
         redis = aioredis.from_url(settings.redis_url)
         return cls(
             client,
