@@ -115,7 +115,7 @@ async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> User | None:
     """The user whose email and password match, else None; timing does not reveal unknown emails."""
-    user = await find_user_by_email(session, email)
+    user = await find_user_by_email(session, email) if "\x00" not in email else None
     if user is None:
         verify_password(DUMMY_PASSWORD_HASH, password)
         return None

@@ -52,6 +52,8 @@ def contact_filters(
     """Shared by the list and the export; `attr.<name>=<value>` query parameters filter attributes."""
     attributes: dict[str, str] = {}
     for key, value in request.query_params.multi_items():
+        if "\x00" in key or "\x00" in value:
+            raise ValidationFailed.on_field(key, "query parameters cannot contain NUL characters")
         match = _ATTR_PARAM.match(key)
         if match is None:
             continue

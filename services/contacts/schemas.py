@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from herald.models import OptInStatus, Role
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 64
@@ -25,6 +25,13 @@ _LEAP_YEAR = 2000
 
 
 # --- field parsers (raise ValueError with a message meant for the API user) -------------------
+
+
+def reject_nul(value: str) -> str:
+    """PostgreSQL text cannot hold NUL characters: refuse them as a validation error, not a crash."""
+    if "\x00" in value:
+        raise ValueError("text cannot contain NUL characters")
+    return value
 
 
 @lru_cache(maxsize=1024)
@@ -73,7 +80,7 @@ def format_birthday(month: int | None, day: int | None, year: int | None) -> str
 
 def normalize_tag(value: str) -> str:
     """Tags are trimmed and lower-cased so 'VIP' and 'vip ' are one tag."""
-    tag = value.strip().lower()
+    tag = reject_nul(value).strip().lower()
     if not tag:
         raise ValueError("tags cannot be empty")
     if len(tag) > MAX_TAG_LENGTH:
@@ -92,7 +99,10 @@ def check_attributes(value: dict[str, Any]) -> dict[str, Any]:
     for name in value:
         if not _ATTRIBUTE_NAME.fullmatch(name):
             raise ValueError(f"attribute name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
-    if len(orjson.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+    encoded = orjson.dumps(value)
+    if b"\\u0000" in encoded:
+        raise ValueError("attributes cannot contain NUL characters")
+    if len(encoded) > MAX_ATTRIBUTES_BYTES:
         raise ValueError(f"attributes are at most {MAX_ATTRIBUTES_BYTES} bytes of JSON")
     return value
 
@@ -105,8 +115,9 @@ def check_attribute_name(name: str) -> str:
 
 # --- contacts --------------------------------------------------------------------------------
 
-Name = Annotated[str, Field(max_length=200)]
-Source = Annotated[str, Field(min_length=1, max_length=64)]
+Text = Annotated[str, AfterValidator(reject_nul)]
+Name = Annotated[Text, Field(max_length=200)]
+Source = Annotated[Text, Field(min_length=1, max_length=64)]
 
 
 class ContactFields(BaseModel):
@@ -287,9 +298,9 @@ class PasswordReset(BaseModel):
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     role: Role | None = Field(None, description="Defaults to your own role; can never exceed it")
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class ApiKeyPublic(BaseModel):

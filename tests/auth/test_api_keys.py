@@ -55,3 +55,22 @@ async def test_users_cannot_revoke_each_others_keys(api: httpx.AsyncClient, oper
     created = (await api.post(KEYS, json={"name": "bot"}, headers=operator.headers)).json()
     assert (await api.delete(f"{KEYS}/{created['id']}", headers=viewer.headers)).status_code == 404
     assert (await api.get("/api/v1/contacts", headers={"X-API-Key": created["key"]})).status_code == 200
+
+
+async def test_expiry_without_timezone_is_422(api: httpx.AsyncClient, operator: TestUser) -> None:
+    response = await api.post(KEYS, json={"name": "bot", "expires_at": "2099-01-01T00:00:00"}, headers=operator.headers)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "expires_at"
+
+
+async def test_expired_key_is_401(api: httpx.AsyncClient, operator: TestUser) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from herald import clock
+
+    created = (
+        await api.post(KEYS, json={"name": "bot", "expires_at": "2099-01-01T00:00:00Z"}, headers=operator.headers)
+    ).json()
+    clock.set_now(datetime(2099, 1, 1, tzinfo=UTC) + timedelta(seconds=1))
+    response = await api.get("/api/v1/contacts", headers={"X-API-Key": created["key"]})
+    assert response.status_code == 401

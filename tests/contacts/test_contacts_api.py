@@ -220,3 +220,13 @@ async def test_erase_removes_contact_and_messages_and_logs_without_phone(
 async def test_erasing_an_unknown_contact_is_404(api: httpx.AsyncClient, operator: TestUser) -> None:
     response = await api.delete(f"/api/v1/contacts/{uuid.uuid4()}", headers=operator.headers)
     assert response.status_code == 404
+
+
+async def test_nul_characters_are_422_not_a_crash(api: httpx.AsyncClient, operator: TestUser, database_url: str) -> None:
+    bad_name = await api.post("/api/v1/contacts", json={"phone": "+14155550123", "name": "a\u0000b"}, headers=operator.headers)
+    bad_attr = await api.post(
+        "/api/v1/contacts", json={"phone": "+14155550123", "attributes": {"k": "a\u0000"}}, headers=operator.headers
+    )
+    bad_query = await api.get("/api/v1/contacts", params={"q": "a\u0000"}, headers=operator.headers)
+    assert (bad_name.status_code, bad_attr.status_code, bad_query.status_code) == (422, 422, 422)
+    assert _count_contacts(database_url) == 0
