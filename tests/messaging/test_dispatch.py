@@ -59,7 +59,7 @@ async def test_queued_template_is_sent_once_with_our_id(
     contact = await make_contact()
     [message_id] = await _queue([contact])
     workers.append(start_worker(simulator))
-    wait_until(lambda: status_counts(database_url).get("sent") == 1, timeout=30)
+    wait_until(lambda: status_counts(database_url).get("sent") == 1, timeout=90)
     assert _sent_ids(simulator) == {message_id: 1}
     with psycopg.connect(database_url) as connection:
         wamid, attempts = connection.execute("SELECT wamid, attempts FROM messages").fetchone()  # type: ignore[misc]
@@ -74,7 +74,7 @@ async def test_server_errors_and_timeouts_are_retried_to_success(
     simulator.configure(fault_5xx_count=6, fault_timeout_count=2, fault_timeout_seconds=5)
     ids = await _queue(contacts)
     workers.append(start_worker(simulator, WHATSAPP_TIMEOUT_SECONDS="1"))
-    wait_until(lambda: status_counts(database_url).get("sent") == 5, timeout=60)
+    wait_until(lambda: status_counts(database_url).get("sent") == 5, timeout=120)
     sent = _sent_ids(simulator)
     assert set(sent) == set(ids)
     assert simulator.stats()["duplicates"] == 0
@@ -89,7 +89,7 @@ async def test_permanent_error_fails_fast_with_metas_code(
     # The simulator thinks this contact never wrote: it answers 131047 synchronously.
     await _queue([contact_in_window], TextContent(body="hello"))
     workers.append(start_worker(simulator))
-    wait_until(lambda: status_counts(database_url).get("failed") == 1, timeout=30)
+    wait_until(lambda: status_counts(database_url).get("failed") == 1, timeout=90)
     with psycopg.connect(database_url) as connection:
         row = connection.execute("SELECT error_code, retryable, attempts, error_title FROM messages").fetchone()
     assert row is not None
@@ -104,7 +104,7 @@ async def test_window_closed_at_send_time_is_refused_without_calling_the_api(
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute("UPDATE contacts SET last_inbound_at = now() - interval '2 days'")
     workers.append(start_worker(simulator))
-    wait_until(lambda: status_counts(database_url).get("failed") == 1, timeout=30)
+    wait_until(lambda: status_counts(database_url).get("failed") == 1, timeout=90)
     with psycopg.connect(database_url) as connection:
         row = connection.execute("SELECT error_title FROM messages").fetchone()
     assert row == ("window_closed",)
