@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import subprocess
 import tempfile
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
+from herald.contracts import Queue
 
 from tests.packaging.conftest import (
     CHART,
@@ -242,9 +245,24 @@ def test_workers_scale_on_cpu_by_default_and_on_queue_length_with_keda() -> None
     assert set(scaled) == {"herald-worker-messages", "herald-worker-automation", "herald-worker-analytics"}
     trigger = scaled["herald-worker-messages"]["spec"]["triggers"][0]
     assert trigger["type"] == "redis"
-    assert trigger["metadata"]["listName"] == "dramatiq:messages"
     hpa_names = {h["metadata"]["name"] for h in by_kind(keda, "HorizontalPodAutoscaler")}
     assert not hpa_names & set(scaled), "KEDA owns the worker HPAs"
+
+
+def broker_namespace() -> str:
+    # Read from the source: building the broker would replace the process-wide Dramatiq broker.
+    source = (ROOT / "libs" / "herald" / "queue.py").read_text()
+    (namespace,) = re.findall(r"RedisBroker\([^)]*namespace=\"([^\"]+)\"", source)
+    return namespace
+
+
+def test_keda_watches_the_lists_the_broker_pushes_to() -> None:
+    scaled = by_kind(render(PROD_VALUES), "ScaledObject")
+    lists = {
+        doc["spec"]["scaleTargetRef"]["name"]: doc["spec"]["triggers"][0]["metadata"]["listName"] for doc in scaled
+    }
+    namespace = broker_namespace()
+    assert lists == {f"herald-worker-{queue.value}": f"{namespace}:{queue.value}" for queue in Queue}
 
 
 def test_secrets_are_never_rendered_into_configmaps(rendered: list[dict]) -> None:
@@ -353,3 +371,70 @@ def test_readme_lists_every_value() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     missing = [key for key in leaves(values) if f"`{key}`" not in readme]
     assert not missing, f"chart README does not list: {missing}"
+
+
+# The parts of the PrometheusRule CRD's schema (monitoring.coreos.com/v1) that the rules use;
+# no schema for it ships in a package the project can install.
+DURATION = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+PROMETHEUS_RULE_SPEC = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["groups"],
+    "properties": {
+        "groups": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "rules"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "interval": {"type": "string", "pattern": DURATION},
+                    "rules": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["expr"],
+                            "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                            "properties": {
+                                "alert": {"type": "string", "minLength": 1},
+                                "record": {"type": "string", "minLength": 1},
+                                "expr": {"type": "string", "minLength": 1},
+                                "for": {"type": "string", "pattern": DURATION},
+                                "keep_firing_for": {"type": "string", "pattern": DURATION},
+                                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+def test_prometheus_rule_carries_the_alerts_file_unchanged_and_matches_the_crd_schema() -> None:
+    (rule,) = by_kind(render(PROD_VALUES), "PrometheusRule")
+    jsonschema.validate(rule["spec"], PROMETHEUS_RULE_SPEC)
+    alerts = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    # Helm must not evaluate the alerts' own {{ $labels }} templates.
+    assert rule["spec"]["groups"] == alerts["groups"]
+    for group in rule["spec"]["groups"]:
+        for alert in group["rules"]:
+            assert alert["labels"]["severity"] in {"critical", "warning", "info"}, alert["alert"]
+            assert alert["annotations"]["summary"], alert["alert"]
+
+
+def test_every_dashboard_configmap_holds_valid_grafana_json() -> None:
+    docs = render(PROD_VALUES)
+    for doc in by_kind(docs, "ConfigMap"):
+        if doc["metadata"]["labels"].get("grafana_dashboard") != "1":
+            continue
+        for name, text in doc["data"].items():
+            dashboard = json.loads(text)
+            assert dashboard == json.loads((CHART / "dashboards" / name).read_text()), name
+            assert dashboard["title"] and dashboard["panels"], name
