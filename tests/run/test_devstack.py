@@ -4,12 +4,24 @@ from the wheels, data kept in the data folder across restarts."""
 from __future__ import annotations
 
 import socket
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
+import pytest
 import redis
 from herald.devstack import start_embedded_postgres, start_embedded_redis, stop_all
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    # Not under pytest's own temporary folders: concurrent pytest runs reset those to 0700, and as
+    # root the server runs as another user who must be able to reach its folder.
+    with tempfile.TemporaryDirectory(prefix="herald-devstack-") as folder:
+        yield Path(folder) / "data"
+        stop_all(Path(folder) / "data")
 
 
 def _listening(url: str) -> bool:
@@ -21,8 +33,7 @@ def _listening(url: str) -> bool:
         return False
 
 
-def test_embedded_servers_answer_and_keep_their_data_across_restarts(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_embedded_servers_answer_and_keep_their_data_across_restarts(data_dir: Path) -> None:
     try:
         postgres_url = start_embedded_postgres(data_dir)
         redis_url = start_embedded_redis(data_dir)
@@ -47,9 +58,9 @@ def test_embedded_servers_answer_and_keep_their_data_across_restarts(tmp_path: P
         stop_all(data_dir)
 
 
-def test_embedded_postgres_listens_on_loopback_tcp_only(tmp_path: Path) -> None:
+def test_embedded_postgres_listens_on_loopback_tcp_only(data_dir: Path) -> None:
     try:
-        url = start_embedded_postgres(tmp_path / "data", database="other")
+        url = start_embedded_postgres(data_dir, database="other")
         parts = urlsplit(url)
         assert parts.hostname == "127.0.0.1"
         assert parts.path == "/other"
@@ -59,4 +70,4 @@ def test_embedded_postgres_listens_on_loopback_tcp_only(tmp_path: Path) -> None:
         assert listen == ("127.0.0.1",)
         assert sockets == ("",)
     finally:
-        stop_all(tmp_path / "data")
+        stop_all(data_dir)
