@@ -23,6 +23,21 @@ def build_contact_event(
     return ContactEvent(event_id=uuid.uuid4(), kind=kind, contact_id=contact_id, occurred_at=utcnow(), data=data or {})
 
 
+def build_contact_events(
+    kind: ContactEventKind, contact_ids: Sequence[uuid.UUID], data: dict[str, Any] | None = None
+) -> list[ContactEvent]:
+    """One event of `kind` per contact, for bulk work (imports): the ids come from the database,
+    so the payloads are built without re-validating them."""
+    occurred_at = utcnow()
+    body = data or {}
+    return [
+        ContactEvent.model_construct(
+            event_id=event_id, kind=kind, contact_id=contact_id, occurred_at=occurred_at, data=dict(body)
+        )
+        for event_id, contact_id in zip(_random_uuids(len(contact_ids)), contact_ids, strict=True)
+    ]
+
+
 def emit_contact_event(
     kind: ContactEventKind, contact_id: uuid.UUID, data: dict[str, Any] | None = None
 ) -> ContactEvent:

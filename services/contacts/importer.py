@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import orjson
 from herald.clock import utcnow
-from herald.contacts_events import build_contact_event, publish_contact_events
+from herald.contacts_events import build_contact_event, build_contact_events, publish_contact_events
 from herald.contracts import ContactEvent
 from herald.db import session_scope
 from herald.errors import HeraldError, ValidationFailed
@@ -271,11 +271,12 @@ async def _write_chunk(
         seen_in_file.add(row.phone)
         _merge(target, row, now)
     results = await repository.upsert_many(session, list(merged.values()), now)
+    created: list[uuid.UUID] = []
     for result in results:
         old = before.get(result.phone)
         new = merged[result.phone]
         if result.inserted:
-            events.append(build_contact_event("created", result.id, {"source": IMPORT_SOURCE}))
+            created.append(result.id)
             continue
         if old is None:
             # Another writer inserted this phone between our lock and our insert: an update after all.
@@ -287,6 +288,7 @@ async def _write_chunk(
         if new["opt_in_status"] != old.opt_in_status and new["opt_in_status"] != OptInStatus.UNKNOWN.value:
             kind = "opted_in" if new["opt_in_status"] == OptInStatus.OPTED_IN.value else "opted_out"
             events.append(build_contact_event(kind, result.id, {"source": IMPORT_SOURCE}))  # type: ignore[arg-type]
+    events.extend(build_contact_events("created", created, {"source": IMPORT_SOURCE}))
 
 
 async def import_file(raw: IO[bytes], *, region: str | None = None) -> ImportReport:
