@@ -62,7 +62,7 @@ def worker_command(tmp_path: Path) -> Iterator[WorkerCommand]:
         )  # fmt: skip
     command = WorkerCommand(port, metrics_dir, process, log)
     try:
-        wait_until(lambda: process.poll() is not None or command.scrape(), timeout=60, interval=0.2)
+        wait_until(lambda: process.poll() is not None or command.scrape(), timeout=120, interval=0.2)
         if process.poll() is not None:
             pytest.fail(f"worker exited: {log.read_text()[-4000:]}")
         yield command
@@ -77,7 +77,7 @@ def worker_command(tmp_path: Path) -> Iterator[WorkerCommand]:
 
 def test_counts_from_both_worker_processes_add_up(worker_command: WorkerCommand, redis_client: redis.Redis) -> None:
     for n in range(40):
-        enqueue(TRACKED, Work(n=n, pause_seconds=0.05))
+        enqueue(TRACKED, Work(n=n, pause_seconds=0.1))
     for n in range(3):
         enqueue(EXPLODES, Work(n=n))
 
@@ -93,7 +93,7 @@ def test_counts_from_both_worker_processes_add_up(worker_command: WorkerCommand,
         return done and failed
 
     try:
-        wait_until(settled, timeout=60, interval=0.2)
+        wait_until(settled, timeout=120, interval=0.2)
     except AssertionError:
         queue_lines = [line for line in last["text"].splitlines() if "herald_queue_messages" in line]
         raise AssertionError(f"counts never settled: {queue_lines}\n{worker_command.log.read_text()[-3000:]}")
@@ -101,15 +101,15 @@ def test_counts_from_both_worker_processes_add_up(worker_command: WorkerCommand,
     assert value(text, "herald_queue_messages_failed_total", **failing) == 3
     assert value(text, "herald_queue_messages_failed_total", **labels) == 0
     assert value(text, "herald_queue_message_duration_seconds_count", **labels) == 40
-    assert value(text, "herald_queue_message_duration_seconds_sum", **labels) >= 40 * 0.05
+    assert value(text, "herald_queue_message_duration_seconds_sum", **labels) >= 40 * 0.1
     assert value(text, "herald_queue_messages_in_progress", **labels) == 0
     # Both processes did part of the work, and each wrote its own sample files.
     worker_pids = {int(pid) for pid in redis_client.smembers(PIDS_KEY)}
-    assert len(worker_pids) == 2
+    assert len(worker_pids) == 2, worker_pids
     run_dirs = list(worker_command.metrics_dir.iterdir())
-    assert len(run_dirs) == 1
+    assert len(run_dirs) == 1, run_dirs
     file_pids = {int(path.stem.rsplit("_", 1)[1]) for path in run_dirs[0].glob("counter_*.db")}
-    assert worker_pids <= file_pids
+    assert worker_pids <= file_pids, (worker_pids, file_pids)
 
 
 def test_worker_endpoint_exports_queue_depth_and_age(worker_command: WorkerCommand) -> None:
