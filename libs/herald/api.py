@@ -15,12 +15,12 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from herald import db
-from herald.errors import PayloadTooLarge, install_error_handlers, problem
+from herald.errors import PROBLEM_JSON, PayloadTooLarge, install_error_handlers, problem
 from herald.observability import metrics
 from herald.observability.logging import configure_logging
 from herald.observability.tracing import setup_tracing
@@ -135,6 +135,54 @@ async def check_ready() -> dict[str, str]:
     return checks
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "RFC 9457 problem details, with the offending fields named in `errors`.",
+    "required": ["type", "title", "status", "detail", "code", "errors"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+        "request_id": {"type": "string"},
+    },
+}
+
+
+def document_problem_responses(app: FastAPI) -> None:
+    """Make the OpenAPI document say what validation errors really are: problem+json, not
+    FastAPI's default `HTTPValidationError` (clients generated from the schema parse them right)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                if "422" in responses:
+                    responses["422"] = {
+                        "description": "Validation failed: problem+json naming each field",
+                        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_service_app(
     service: str,
     routers: Sequence[APIRouter],
@@ -176,6 +224,16 @@ def create_service_app(
         log.info("integrity_error", constraint=getattr(getattr(exc.orig, "diag", None), "constraint_name", None))
         return problem(request, 409, "Conflict", "the request conflicts with stored data", "conflict")
 
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, exc: DataError) -> Response:
+        # PostgreSQL refused a value validation let through (a NUL character in text, a number
+        # beyond bigint): the client sent it, so a 422 rather than a crash.
+        log.info("data_error", error=type(exc.orig).__name__)
+        return problem(
+            request, 422, "Validation failed", "a value in the request cannot be stored (NUL character or out of range)",
+            "invalid_value",
+        )
+
     for router in routers:
         app.include_router(router)
 
@@ -209,4 +267,5 @@ def create_service_app(
         body_limits=body_limits or {},
     )
     setup_tracing(service, app)
+    document_problem_responses(app)
     return app
