@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from herald.messaging.content import ButtonParameter, HeaderMedia, OutboundContent, TemplateValues
 from herald.models import MessageCategory
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _In(BaseModel):
@@ -147,6 +148,16 @@ class TemplateCreate(_In):
     category: Literal["MARKETING", "UTILITY", "AUTHENTICATION"]
     components: list[dict[str, Any]] = Field(min_length=1, max_length=10)
     parameter_format: Literal["POSITIONAL", "NAMED"] | None = None
+
+    @field_validator("components")
+    @classmethod
+    def _encodable(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # The Cloud API client encodes with orjson, which refuses integers beyond 64 bits.
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError as exc:
+            raise ValueError(f"components must be plain JSON: {exc}") from exc
+        return value
 
 
 class SyncReportPublic(BaseModel):
