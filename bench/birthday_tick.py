@@ -95,10 +95,14 @@ def child(at: datetime) -> dict[str, Any]:
     # Due set only: the tick's query and per-zone filter, with the insert step replaced by a counter.
     original = tick._insert_batch
     tick._insert_batch = count_due  # type: ignore[assignment]
-    report = tick.TickReport(tick="bench", now=at)
-    started = time.perf_counter()
-    tick._birthdays(_Count(), trigger, at, report)
-    find_seconds = time.perf_counter() - started
+    timings = []
+    for _ in range(2):  # first: heap pages cold after loading; second: warm, as in a tick every 5 minutes
+        due = 0
+        report = tick.TickReport(tick="bench", now=at)
+        started = time.perf_counter()
+        tick._birthdays(_Count(), trigger, at, report)
+        timings.append(time.perf_counter() - started)
+    find_seconds, warm_seconds = timings
     candidates = report.candidates
     tick._insert_batch = original  # type: ignore[assignment]
 
@@ -128,6 +132,7 @@ def child(at: datetime) -> dict[str, Any]:
         "candidates": candidates,
         "due": due,
         "find_seconds": find_seconds,
+        "find_warm_seconds": warm_seconds,
         "seq_scan_seconds": seq_seconds,
         "full_seconds": full_seconds,
         "runs_created": full.runs_created,
@@ -168,23 +173,24 @@ def run(quick: bool) -> list[dict[str, Any]]:
         n = f"{result['contacts']:,}"
         rows.append({
             "group": GROUP, "figure": f"Birthday tick: due set found, {n} contacts",
-            "value": round(result["find_seconds"] * 1000, 1), "unit": "ms", "kind": "subject",
+            "value": round(result["find_seconds"] * 1000, 1), "unit": "ms", "kind": "herald",
             "goal": f"< {GOAL_SECONDS * 1000:.0f} ms",
             "baseline_figure": "same candidate query as a sequential scan",
             "baseline": round(result["seq_scan_seconds"] * 1000, 1),
-            "notes": f"{result['candidates']:,} candidates by (month, day) index, {result['due']:,} due at "
+            "notes": f"first run after loading; warm {result['find_warm_seconds'] * 1000:.0f} ms; "
+                     f"{result['candidates']:,} candidates by (month, day) index, {result['due']:,} due at "
                      f"{TICK_AT:%H:%M} UTC in their own zones",
         })  # fmt: skip
         rows.append({
             "group": GROUP, "figure": f"Birthday tick: find + insert runs + enqueue, {n} contacts",
-            "value": round(result["full_seconds"], 2), "unit": "s", "kind": "subject", "goal": "",
+            "value": round(result["full_seconds"], 2), "unit": "s", "kind": "herald", "goal": "",
             "baseline_figure": "re-run of the same tick (nothing new to insert)",
             "baseline": round(result["rerun_seconds"], 2),
             "notes": f"{result['runs_created']:,} runs created and enqueued; re-run created {result['rerun_created']}",
         })  # fmt: skip
         rows.append({
             "group": GROUP, "figure": f"Birthday tick peak RSS, {n} contacts",
-            "value": round(result["peak_rss_mb"], 1), "unit": "MiB", "kind": "subject",
+            "value": round(result["peak_rss_mb"], 1), "unit": "MiB", "kind": "herald",
             "goal": "flat as contacts grow",
             "baseline_figure": f"peak RSS at {small['contacts']:,} contacts",
             "baseline": round(small["peak_rss_mb"], 1),

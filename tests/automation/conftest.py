@@ -40,7 +40,13 @@ class AutomationWorker:
 
         _forget_async_engine()
         broker = queue.get_broker()
-        for declared in (actors.contact_event, actors.inbound_message, actors.message_status, actors.run_step, actors.trigger):
+        for declared in (
+            actors.contact_event,
+            actors.inbound_message,
+            actors.message_status,
+            actors.run_step,
+            actors.trigger,
+        ):
             broker.declare_actor(declared)
         self.worker = dramatiq.Worker(broker, queues={"automation"}, worker_threads=2, worker_timeout=100)
         self.worker.start()

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.usefixtures("dispose_engines")
 BASE = "/api/v1/automations"
 
 
-async def _create(client: httpx.AsyncClient, user: TestUser, definition: dict[str, Any], **fields: Any) -> httpx.Response:
+async def _create(
+    client: httpx.AsyncClient, user: TestUser, definition: dict[str, Any], **fields: Any
+) -> httpx.Response:
     body = {"name": fields.pop("name", "Birthday greetings"), "definition": definition, **fields}
     return await client.post(BASE, json=body, headers=user.headers)
 
@@ -42,17 +44,29 @@ async def test_create_stores_the_definition_and_logs_who_did_it(
     ("definition", "field"),
     [
         ({"trigger": {"type": "full_moon"}, "actions": [{"type": "stop"}]}, "definition.trigger.type"),
-        ({"trigger": {"type": "schedule", "cron": "0 25 * * *"}, "actions": [{"type": "stop"}]}, "definition.trigger.cron"),
         (
-            {"trigger": {"type": "inbound_keyword", "match": "regex", "pattern": "([a-z"}, "actions": [{"type": "stop"}]},
+            {"trigger": {"type": "schedule", "cron": "0 25 * * *"}, "actions": [{"type": "stop"}]},
+            "definition.trigger.cron",
+        ),
+        (
+            {
+                "trigger": {"type": "inbound_keyword", "match": "regex", "pattern": "([a-z"},
+                "actions": [{"type": "stop"}],
+            },
             "definition.trigger.pattern",
         ),
         (
-            {"trigger": {"type": "birthday"}, "actions": [{"type": "add_tag", "tag": "x"}, {"type": "wait", "hours": -1}]},
+            {
+                "trigger": {"type": "birthday"},
+                "actions": [{"type": "add_tag", "tag": "x"}, {"type": "wait", "hours": -1}],
+            },
             "definition.actions.1.hours",
         ),
         (
-            {"trigger": {"type": "birthday"}, "actions": [{"type": "send_template", "template": "nope", "language": "en_US"}]},
+            {
+                "trigger": {"type": "birthday"},
+                "actions": [{"type": "send_template", "template": "nope", "language": "en_US"}],
+            },
             "definition.actions.0.template",
         ),
         (
@@ -106,7 +120,9 @@ async def test_edit_bumps_the_version_and_stale_edits_conflict(
     make_template(database_url)
     created = (await _create(client, operator, birthday_definition())).json()
     url = f"{BASE}/{created['id']}"
-    edited = await client.patch(url, json={"definition": birthday_definition(hour=10), "expected_version": 1}, headers=operator.headers)
+    edited = await client.patch(
+        url, json={"definition": birthday_definition(hour=10), "expected_version": 1}, headers=operator.headers
+    )
     assert edited.status_code == 200 and edited.json()["version"] == 2
     assert edited.json()["definition"]["trigger"]["hour"] == 10
     stale = await client.patch(url, json={"name": "again", "expected_version": 1}, headers=operator.headers)
@@ -154,7 +170,9 @@ async def test_preview_counts_birthdays_on_the_date_with_a_sample(
     make_contact(database_url, birthday=(5, 1), name="Due One")
     make_contact(database_url, birthday=(5, 1), name="Opted Out", opted_out=True)
     make_contact(database_url, birthday=(5, 2))
-    response = await client.get(f"{BASE}/{created['id']}/preview", params={"date": "2026-05-01"}, headers=operator.headers)
+    response = await client.get(
+        f"{BASE}/{created['id']}/preview", params={"date": "2026-05-01"}, headers=operator.headers
+    )
     assert response.status_code == 200, response.text
     assert response.json()["count"] == 1
     assert [c["name"] for c in response.json()["sample"]] == ["Due One"]
@@ -166,11 +184,15 @@ async def test_test_send_queues_the_message_outside_the_automation_stats(
     make_template(database_url)
     created = (await _create(client, operator, birthday_definition())).json()
     contact = make_contact(database_url, name="Grace Hopper")
-    response = await client.post(f"{BASE}/{created['id']}/test-send", json={"contact_id": str(contact)}, headers=operator.headers)
+    response = await client.post(
+        f"{BASE}/{created['id']}/test-send", json={"contact_id": str(contact)}, headers=operator.headers
+    )
     assert response.status_code == 200, response.text
     result = response.json()["results"][0]
     assert result["status"] == "sent"
-    rows = fetch(database_url, "SELECT text, automation_id FROM messages WHERE id = %s", uuid.UUID(result["message_id"]))
+    rows = fetch(
+        database_url, "SELECT text, automation_id FROM messages WHERE id = %s", uuid.UUID(result["message_id"])
+    )
     assert rows == [("Happy birthday, Grace!", None)]
 
 
@@ -201,7 +223,9 @@ async def test_manual_run_for_a_segment_starts_one_run_per_matching_contact(
         make_contact(database_url, tags=["vip"])
     make_contact(database_url, tags=["lead"])
     response = await client.post(
-        f"{BASE}/{created['id']}/run", json={"segment": [{"type": "has_tags", "tags": ["vip"]}]}, headers=operator.headers
+        f"{BASE}/{created['id']}/run",
+        json={"segment": [{"type": "has_tags", "tags": ["vip"]}]},
+        headers=operator.headers,
     )
     assert response.json()["runs_created"] == 3
     bad = await client.post(
@@ -221,7 +245,9 @@ async def test_runs_list_filters_and_detail_shows_steps(
     for contact in (first, second):
         await client.post(f"{BASE}/{created['id']}/run", json={"contact_id": str(contact)}, headers=operator.headers)
     listed = await client.get(
-        "/api/v1/automation-runs", params={"automation_id": created["id"], "contact_id": str(first)}, headers=operator.headers
+        "/api/v1/automation-runs",
+        params={"automation_id": created["id"], "contact_id": str(first)},
+        headers=operator.headers,
     )
     assert listed.status_code == 200 and listed.json()["count"] == 1
     run = listed.json()["data"][0]

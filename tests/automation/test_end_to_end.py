@@ -11,14 +11,15 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from herald import clock, queue
 from herald.contracts import RUN_AUTOMATION_STEP, RunAutomationStep
 
 from services.automation.tick import birthday_and_date_tick
 from tests.automation.factories import fetch, make_automation, make_contact, make_template
-from tests.fixtures.simulator import REPO_ROOT, SimulatorHandle, start_simulator, wait_until
-from tests.messaging.workers import WorkerHandle, start_worker, worker_env
+from tests.fixtures.simulator import REPO_ROOT, SimulatorHandle, free_port, start_simulator, wait_until
+from tests.messaging.workers import WorkerHandle, worker_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,15 +28,16 @@ ZONES = ("Asia/Tokyo", "Europe/Lisbon", "America/New_York")
 GREETING = [{"type": "BODY", "text": "Happy birthday, {{1}}! 🎂 Enjoy 20% off anything today."}]
 
 
-def start_automation_worker(simulator: SimulatorHandle) -> WorkerHandle:
+def start_queue_worker(simulator: SimulatorHandle, queue_name: str, *modules: str) -> WorkerHandle:
+    """A dramatiq process for one queue with the actor modules `herald worker <queue>` loads."""
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "dramatiq", "herald.runner:setup_broker", "services.automation.actors",
-            "--queues", "automation", "--processes", "1", "--threads", "4",
+            sys.executable, "-m", "dramatiq", "herald.runner:setup_broker", *modules,
+            "--queues", queue_name, "--processes", "1", "--threads", "4",
         ],
         cwd=REPO_ROOT,
-        env=worker_env(simulator),
+        env=worker_env(simulator, WHATSAPP_APP_SECRET=simulator.app_secret, HERALD_WORKER_METRICS_PORT="0"),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -52,7 +54,10 @@ def simulator() -> Iterator[SimulatorHandle]:
 
 @pytest.fixture
 def workers(simulator: SimulatorHandle) -> Iterator[list[WorkerHandle]]:
-    started = [start_worker(simulator), start_automation_worker(simulator)]
+    started = [
+        start_queue_worker(simulator, "messages", "services.messaging.actors", "services.webhook.actors"),
+        start_queue_worker(simulator, "automation", "services.automation.actors"),
+    ]
     yield started
     for worker in started:
         worker.stop()
@@ -135,3 +140,71 @@ def test_three_zones_each_receive_one_birthday_message_through_the_simulator(
     assert len(simulator.messages()) == 3
     assert len(contacts) == 3
     assert os.environ["DATABASE_URL"] == database_url
+
+
+def _start_webhook_service(simulator: SimulatorHandle) -> tuple[str, subprocess.Popen[bytes]]:
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "services.webhook.app:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        ],
+        cwd=REPO_ROOT,
+        env=worker_env(simulator, WHATSAPP_APP_SECRET=simulator.app_secret, HERALD_WORKER_METRICS_PORT="0"),
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _healthy(url), timeout=60, interval=0.1)
+    except AssertionError:
+        process.kill()
+        log.seek(0)
+        raise AssertionError(f"webhook service did not start: {log.read().decode(errors='replace')[-3000:]}") from None
+    return url, process
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_keyword_reply_through_the_webhook_service_gets_its_answer(
+    database_url: str, simulator: SimulatorHandle, workers: list[WorkerHandle]
+) -> None:
+    make_automation(
+        database_url,
+        {
+            "trigger": {"type": "inbound_keyword", "match": "exact", "keywords": ["promoção"]},
+            "actions": [{"type": "send_text", "text": "Olá {{first_name}}, o código é VERAO"}],
+        },
+    )
+    url, service = _start_webhook_service(simulator)
+    try:
+        simulator.configure(callback_url=f"{url}/webhooks/whatsapp")
+        simulator.inbound("351912345678", text="Promocao", name="Rita Lopes")
+        try:
+            replies = wait_until(
+                lambda: [m for m in simulator.messages(to="351912345678") if m["type"] == "text"], timeout=60
+            )
+        except AssertionError:  # show how far the message got
+            print(fetch(database_url, "SELECT status, error FROM webhook_events"))
+            print(fetch(database_url, "SELECT direction, status, text, error_title FROM messages"))
+            print(fetch(database_url, "SELECT status, steps FROM automation_runs"))
+            print(simulator.stats())
+            for worker in workers:
+                print(worker.output()[-2000:])
+            raise
+    finally:
+        service.terminate()
+        service.wait(timeout=10)
+    assert len(replies) == 1
+    rows = fetch(
+        database_url,
+        "SELECT m.text, r.trigger_key FROM messages m JOIN automation_runs r ON r.id = m.automation_run_id",
+    )
+    assert rows[0][0] == "Olá Rita, o código é VERAO"
+    assert rows[0][1].startswith("inbound:")

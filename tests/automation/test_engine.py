@@ -49,7 +49,9 @@ def _status_is(database_url: str, automation_id: uuid.UUID, *statuses: str) -> d
 
 
 def _messages_for(database_url: str, contact_id: uuid.UUID) -> list[tuple[Any, ...]]:
-    return fetch(database_url, "SELECT id, type, text, automation_run_id FROM messages WHERE contact_id = %s", contact_id)
+    return fetch(
+        database_url, "SELECT id, type, text, automation_run_id FROM messages WHERE contact_id = %s", contact_id
+    )
 
 
 def _inbound(contact_id: uuid.UUID, text: str, message_id: uuid.UUID | None = None) -> uuid.UUID:
@@ -115,7 +117,10 @@ def test_redelivered_inbound_event_starts_one_run(database_url: str, automation_
 def test_tag_added_event_triggers_matching_automation(database_url: str, automation_worker: AutomationWorker) -> None:
     automation_id = make_automation(
         database_url,
-        {"trigger": {"type": "tag_added", "tag": "vip"}, "actions": [{"type": "set_attribute", "attribute": "tier", "value": "gold"}]},
+        {
+            "trigger": {"type": "tag_added", "tag": "vip"},
+            "actions": [{"type": "set_attribute", "attribute": "tier", "value": "gold"}],
+        },
     )
     contact = make_contact(database_url, tags=["vip"])
     emit_contact_event("tag_added", contact, {"tag": "other"})
