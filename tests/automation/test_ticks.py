@@ -109,3 +109,16 @@ def test_keywords_ignore_case_and_accents() -> None:
     assert keyword_matches("quero a PROMOÇÃO!", "contains", ["promocao"], None)
     assert not keyword_matches("promo", "exact", ["promocao"], None)
     assert keyword_matches("Pedido 123", "regex", [], r"^pedido \d+$")
+
+
+def test_the_registered_jobs_run_the_ticks(database_url: str) -> None:
+    from herald.jobs.registry import get_job
+    from herald.jobs.runner import run_job
+
+    make_automation(database_url, {"trigger": {"type": "birthday", "hour": 9}, "actions": TAG_ACTION})
+    make_contact(database_url, timezone="UTC", birthday=(5, 1))
+    at = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    tick = run_job(get_job("automation-tick"), at)
+    assert tick.outcome == "succeeded" and tick.counts["runs_created"] == 1
+    sweep = run_job(get_job("automation-schedule"), at)
+    assert sweep.outcome == "succeeded" and sweep.counts["waits_resumed"] == 0
