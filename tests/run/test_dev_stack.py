@@ -153,11 +153,16 @@ def test_template_message_goes_sent_delivered_read(stack: Stack) -> None:
     assert sent.status_code == 202, sent.text
     message_url = f"{stack.url}/api/v1/messages/{sent.json()['id']}"
 
-    def read_message() -> dict[str, object] | None:
-        message = httpx.get(message_url, headers=headers, timeout=30).json()
-        return message if message["status"] == "read" else None
+    last: dict[str, object] = {}
 
-    message = wait_until(read_message, timeout=120, interval=0.5)
+    def read_message() -> dict[str, object] | None:
+        last.update(httpx.get(message_url, headers=headers, timeout=30).json())
+        return last if last["status"] == "read" else None
+
+    try:
+        message = wait_until(read_message, timeout=120, interval=0.5)
+    except AssertionError:
+        raise AssertionError(f"message never read; last state {last}\n{stack.output()[-6000:]}") from None
     assert message["wamid"]
     assert message["delivered_at"] is not None
 
