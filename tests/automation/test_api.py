@@ -26,6 +26,13 @@ async def _create(
     return await client.post(BASE, json=body, headers=user.headers)
 
 
+async def _manual_automation(client: httpx.AsyncClient, user: TestUser, database_url: str) -> dict[str, Any]:
+    make_template(database_url)
+    definition = birthday_definition()
+    definition["trigger"] = {"type": "manual"}
+    return dict((await _create(client, user, definition, enabled=True)).json())
+
+
 async def test_create_stores_the_definition_and_logs_who_did_it(
     client: httpx.AsyncClient, operator: TestUser, database_url: str
 ) -> None:
@@ -199,10 +206,7 @@ async def test_test_send_queues_the_message_outside_the_automation_stats(
 async def test_manual_run_for_one_contact_is_idempotent_per_request_id(
     client: httpx.AsyncClient, operator: TestUser, database_url: str
 ) -> None:
-    make_template(database_url)
-    definition = birthday_definition()
-    definition["trigger"] = {"type": "manual"}
-    created = (await _create(client, operator, definition, enabled=True)).json()
+    created = await _manual_automation(client, operator, database_url)
     contact = make_contact(database_url)
     body = {"contact_id": str(contact), "request_id": "campaign-7"}
     first = await client.post(f"{BASE}/{created['id']}/run", json=body, headers=operator.headers)
@@ -215,10 +219,7 @@ async def test_manual_run_for_one_contact_is_idempotent_per_request_id(
 async def test_manual_run_for_a_segment_starts_one_run_per_matching_contact(
     client: httpx.AsyncClient, operator: TestUser, database_url: str
 ) -> None:
-    make_template(database_url)
-    definition = birthday_definition()
-    definition["trigger"] = {"type": "manual"}
-    created = (await _create(client, operator, definition, enabled=True)).json()
+    created = await _manual_automation(client, operator, database_url)
     for _ in range(3):
         make_contact(database_url, tags=["vip"])
     make_contact(database_url, tags=["lead"])
@@ -237,10 +238,7 @@ async def test_manual_run_for_a_segment_starts_one_run_per_matching_contact(
 async def test_runs_list_filters_and_detail_shows_steps(
     client: httpx.AsyncClient, operator: TestUser, database_url: str
 ) -> None:
-    make_template(database_url)
-    definition = birthday_definition()
-    definition["trigger"] = {"type": "manual"}
-    created = (await _create(client, operator, definition, enabled=True)).json()
+    created = await _manual_automation(client, operator, database_url)
     first, second = make_contact(database_url), make_contact(database_url)
     for contact in (first, second):
         await client.post(f"{BASE}/{created['id']}/run", json={"contact_id": str(contact)}, headers=operator.headers)
