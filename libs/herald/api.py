@@ -17,10 +17,11 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from herald import db
-from herald.errors import PROBLEM_JSON, PayloadTooLarge, install_error_handlers, problem
+from herald.errors import PROBLEM_JSON, install_error_handlers, problem
 from herald.observability import metrics
 from herald.observability.logging import configure_logging
 from herald.observability.tracing import setup_tracing
@@ -108,11 +109,14 @@ class HTTPMiddleware:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(PayloadTooLarge):
-    """Raised while streaming a body (no Content-Length) past the limit; renders as 413 wherever caught."""
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised while streaming a body (no Content-Length) past the limit; renders as 413 wherever caught.
+
+    An HTTPException because FastAPI turns any other error raised while it parses a JSON body
+    into a 400 ("error parsing the body"); HTTPExceptions pass through to the 413 handler."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"request body exceeds {limit} bytes")
+        super().__init__(413, f"request body exceeds {limit} bytes")
 
 
 async def check_ready() -> dict[str, str]:
