@@ -58,6 +58,4 @@ schema = schemathesis.from_pytest_fixture("service_schema")
 )
 def test_no_server_errors_and_responses_match_the_schema(case, admin) -> None:  # type: ignore[no-untyped-def]
     response = case.call(headers=admin.headers, timeout=30)
-    case.validate_response(
-        response, checks=(not_a_server_error, response_schema_conformance, content_type_conformance)
-    )
+    case.validate_response(response, checks=(not_a_server_error, response_schema_conformance, content_type_conformance))
