@@ -18,3 +18,6 @@ def create_app() -> FastAPI:
 
 
 app = create_app()
+
+
+app = create_app()
