@@ -28,6 +28,7 @@ import uuid
 from typing import Any
 
 import httpx
+import psutil
 
 from bench.stack import PEAK_MEMORY, SIM_TOKEN, Simulator, Stack, wait_for
 
@@ -172,11 +173,15 @@ def herald_dispatch(stack: Stack, sim: Simulator, count: int, processes: int, th
     hand_over(warm)
     wait_for(lambda: stack.count(done, warm) >= len(warm), timeout=120, what=f"warm-up\n{worker.output()}")
     sim.reset()
+    cpu_before = _tree_cpu(worker.pid)
+    sim_cpu_before = _tree_cpu(sim.process.pid)
     started = time.perf_counter()
     hand_over(ids)
     wait_for(lambda: stack.count(done, ids) >= len(ids), timeout=60 + count / 100, interval=0.1,
              what=f"dispatch of {count}\n{worker.output()}")  # fmt: skip
     wall = time.perf_counter() - started
+    cpu = _tree_cpu(worker.pid) - cpu_before
+    sim_cpu = _tree_cpu(sim.process.pid) - sim_cpu_before
     PEAK_MEMORY.sample()
     rate, _ = sustained_rate(stack, ids)
     stats = sim.stats()
@@ -192,7 +197,26 @@ def herald_dispatch(stack: Stack, sim: Simulator, count: int, processes: int, th
         "failed": failed,
         "memory_mb": memory / max(1, processes),
         "memory_tree_mb": memory,
+        "cpu_ms_per_message": cpu * 1000 / count,
+        "sim_cpu_ms_per_message": sim_cpu * 1000 / count,
     }
+
+
+def _tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
@@ -218,6 +242,9 @@ def run(quick: bool) -> list[dict[str, Any]]:
     share = result["rate"] / raw if raw else 0.0
     rows.append(_row("Herald dispatch: broker -> accepted, statuses persisted", result["rate"], "msg/s", "herald",
                      goal=f">= {GOAL_RATE:.0f} and >= 50% of raw ({share:.0%})", notes=notes))  # fmt: skip
+    rows.append(_row("Worker CPU per message (user+system, all worker processes)", result["cpu_ms_per_message"], "ms",
+                     "herald", goal="<= 1 ms (2 cores shared with the simulator, PostgreSQL, Redis)",
+                     notes=f"the simulator used {result['sim_cpu_ms_per_message']:.2f} ms per message"))  # fmt: skip
     rows.append(_row(f"Simulator raw acceptance ({raw_how})", raw, "msg/s", "ceiling"))
     rows.append(_row("Plain httpx send loop (1 process, one request at a time, no broker/DB)", loop, "msg/s",
                      "baseline"))  # fmt: skip

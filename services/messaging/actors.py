@@ -7,6 +7,7 @@ worker start the relay hands over queued messages a crash left unhanded.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any
 
@@ -19,6 +20,8 @@ from herald.queue import actor, add_middleware
 from services.messaging.dispatch import Dispatcher
 
 log = structlog.get_logger("herald.messaging.actors")
+# httpx logs every request at INFO; at a thousand sends a second that is most of a core.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 _dispatchers: dict[asyncio.AbstractEventLoop, Dispatcher] = {}
 
