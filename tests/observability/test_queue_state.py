@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import dramatiq
 import redis
 from herald.observability.collectors import QueueStateCollector
 from herald.queue import build_message, enqueue, get_broker
@@ -44,16 +45,22 @@ def test_oldest_age_is_measured_from_the_head_of_the_queue(redis_client: redis.R
     assert 90 <= state["analytics"]["oldest_age"] < 95
 
 
-def test_oldest_age_counts_a_due_delayed_message_from_its_eta(redis_client: redis.Redis) -> None:
+def test_a_retry_that_waited_its_backoff_is_aged_from_when_it_became_due(redis_client: redis.Redis) -> None:
     broker = get_broker()
-    message = build_message(TRACKED, Work(n=5))
-    # A delayed message that became due is re-enqueued by the worker with its eta in the options.
-    eta = int((time.time() + 600) * 1000)
-    broker.enqueue(message.copy(options={"eta": eta}))
+    created_ms = int((time.time() - 600) * 1000)
+    message = build_message(TRACKED, Work(n=5)).copy(message_timestamp=created_ms, options={"retries": 1})
+    broker.enqueue(message, delay=10)
+    # What a worker does when the delay has passed (dramatiq.worker handle_delayed_messages).
+    delayed_id = redis_client.lindex("herald:analytics.DQ", 0)
+    due = dramatiq.Message.decode(redis_client.hget("herald:analytics.DQ.msgs", delayed_id))
+    moved = due.copy(queue_name="analytics")
+    del moved.options["eta"]
+    broker.enqueue(moved)
 
-    state = _collector(redis_client, eta / 1000 + 30).read()
+    state = _collector(redis_client, time.time() + 30).read()
 
-    assert 29 <= state["analytics"]["oldest_age"] <= 31
+    # Created ten minutes ago, ready for half a minute: the queue is not ten minutes behind.
+    assert 29 <= state["analytics"]["oldest_age"] <= 32
 
 
 def test_collector_exports_gauges_per_queue(redis_client: redis.Redis) -> None:

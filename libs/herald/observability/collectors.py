@@ -23,6 +23,8 @@ from herald.observability import metrics
 log = structlog.get_logger("herald.observability.collectors")
 
 DRAMATIQ_NAMESPACE = "herald"
+# Message option (unix ms) written by the broker middleware: when the message became ready.
+READY_AT_OPTION = "herald_ready_ms"
 
 
 class QueueStateCollector(Collector):
@@ -101,15 +103,21 @@ class QueueStateCollector(Collector):
 
 
 def _ready_since_ms(body: bytes | None) -> float | None:
-    # A delayed message (retry, scheduled send) has waited in the ready list only since its eta.
+    # A delayed message (retry, scheduled send) has waited in the ready list only since it became
+    # due: the broker middleware stamps that time at every enqueue; the eta or the creation time
+    # stand in for messages sent without it.
     if body is None:
         return None
     try:
         message = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
+    options = message.get("options") or {}
+    ready_at = options.get(READY_AT_OPTION)
+    if isinstance(ready_at, int | float):
+        return float(ready_at)
     created = message.get("message_timestamp")
-    eta = (message.get("options") or {}).get("eta")
+    eta = options.get("eta")
     candidates = [value for value in (created, eta) if isinstance(value, int | float)]
     return float(max(candidates)) if candidates else None
 

@@ -22,11 +22,15 @@ from typing import Any
 import dramatiq
 import structlog
 from dramatiq.broker import MessageProxy
-from dramatiq.common import q_name
+from dramatiq.common import current_millis, q_name
 
 from herald.observability import metrics, multiprocess, tracing
+from herald.observability.collectors import READY_AT_OPTION
 
 log = structlog.get_logger("herald.observability.worker")
+
+# Message option marking a message already counted as enqueued.
+_COUNTED_OPTION = "herald_counted"
 
 
 class _InFlight:
@@ -74,14 +78,16 @@ class ObservabilityMiddleware(dramatiq.Middleware):
 
     def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         options = message.options
-        # A due delayed message moved to its ready queue by a worker was counted when first sent.
-        if delay is None and "eta" in options:
+        # When the message becomes ready to process: the queue-age collector measures from here,
+        # so a retry that waited out its backoff does not look like a message stuck in the queue.
+        options[READY_AT_OPTION] = current_millis() + (delay or 0)
+        # Retries and due delayed messages come back through enqueue with the options they were
+        # first sent with: the marker keeps them from being counted twice (retries are counted
+        # where the Retries middleware decides them, in after_process_message).
+        if options.get(_COUNTED_OPTION):
             return
-        labels = (q_name(message.queue_name), message.actor_name)
-        if options.get("retries"):
-            metrics.QUEUE_RETRIED.labels(*labels).inc()
-            return
-        metrics.QUEUE_ENQUEUED.labels(*labels).inc()
+        options[_COUNTED_OPTION] = True
+        metrics.QUEUE_ENQUEUED.labels(q_name(message.queue_name), message.actor_name).inc()
         if tracing.enabled() and tracing.MESSAGE_OPTION not in options:
             carrier: dict[str, str] = {}
             tracing.inject_context(carrier)
@@ -137,6 +143,10 @@ class ObservabilityMiddleware(dramatiq.Middleware):
             metrics.QUEUE_PROCESSED.labels(*state.labels).inc()
         else:
             metrics.QUEUE_FAILED.labels(*state.labels).inc()
+            # Our after-hooks run after the Retries middleware's: a failed attempt it did not
+            # give up on (message.failed) has been scheduled again.
+            if not message.failed:
+                metrics.QUEUE_RETRIED.labels(*state.labels).inc()
         self._end_span(state, exception)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
