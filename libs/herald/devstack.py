@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import redis
+from honcho.compat import ProcessManager
 
 from herald.contracts import Queue
 from herald.runner import (
@@ -388,7 +389,8 @@ def plan_dev_stack(base_env: dict[str, str], *, port_offset: int = 0) -> DevPlan
     for service in (*DOMAIN_SERVICES, Service.SIMULATOR):
         env[f"HERALD_{service.value.upper()}_URL"] = f"http://127.0.0.1:{ports[service]}"
 
-    herald = f"{sys.executable} -m herald.cli"
+    # `exec`: honcho runs each line through sh; the herald process must be the one it signals.
+    herald = f"exec {sys.executable} -m herald.cli"
     plan = DevPlan(env=env, ports=ports, simulated=not real_meta)
     web = [s for s in DOMAIN_SERVICES if service_available(s)]
     if not real_meta and service_available(Service.SIMULATOR):
@@ -457,6 +459,21 @@ def _banner(plan: DevPlan, started: float, admin_hint: str, not_ready: list[str]
     return "\n".join(lines)
 
 
+class _LeaderOnlyTerminate(ProcessManager):  # type: ignore[misc]
+    """SIGTERM to each started process only, SIGKILL to its whole group after the grace period.
+
+    honcho signals the process group; Dramatiq's worker processes would then get SIGTERM twice
+    (from the group signal and from their parent) and take the second one as "kill now". The
+    parents here (gunicorn, dramatiq, the scheduler) stop their own children gracefully.
+    """
+
+    def terminate(self, pid: int) -> None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def run_dev(*, port_offset: int = 0) -> int:
     """Run the whole stack in the foreground until Ctrl-C (or until a process dies); the exit code."""
     import honcho.manager
@@ -494,6 +511,7 @@ def run_dev(*, port_offset: int = 0) -> int:
     # Workers finish their in-flight messages on SIGTERM; honcho's 5 s before SIGKILL is too short.
     honcho.manager.KILL_WAIT = 20
     manager = Manager()
+    manager._procmgr = _LeaderOnlyTerminate()
     for name, command in plan.processes.items():
         manager.add_process(name, command, env={**plan.env, **plan.process_env.get(name, {})})
 
