@@ -40,6 +40,7 @@ from herald.messaging.outbound import queue_message
 from herald.models import Automation, AutomationRun, Contact, RunStatus
 from herald.observability import metrics
 from herald.settings import get_settings
+from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import array
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -218,6 +219,8 @@ async def _send(
         )
     except MissingParameter as exc:
         return _entry(index, action.type, "skipped", reason="missing_parameter", detail=str(exc))
+    except ValidationError as exc:  # e.g. a contact value Meta would refuse
+        return _entry(index, action.type, "skipped", reason="invalid_content", detail=str(exc)[:500])
     try:
         # A savepoint: a refusal leaves nothing of this step behind.
         async with session.begin_nested():

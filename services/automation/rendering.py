@@ -9,6 +9,9 @@ from herald.automation.definitions import ParameterSource, SendTemplateAction, S
 from herald.messaging.content import ButtonParameter, TemplateContent, TextContent
 from herald.models import Contact
 
+# Meta's limits: 1,024 characters per template parameter, 4,096 per text body.
+MAX_PARAMETER_LENGTH = 1024
+MAX_TEXT_LENGTH = 4096
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 
 
@@ -51,7 +54,7 @@ def resolve(contact: Contact, source: ParameterSource) -> str:
     value = contact_value(contact, source.field) or source.default
     if not value:
         raise MissingParameter(source.field)
-    return value
+    return value[:MAX_PARAMETER_LENGTH]
 
 
 def _values(contact: Contact, parameters: list[ParameterSource] | dict[str, ParameterSource]) -> Any:
@@ -79,4 +82,4 @@ def text_content(action: SendTextAction, contact: Contact) -> TextContent:
     body = PLACEHOLDER.sub(lambda m: contact_value(contact, m.group(1)) or "", action.text).strip()
     if not body:
         raise MissingParameter("text")
-    return TextContent(body=body)
+    return TextContent(body=body[:MAX_TEXT_LENGTH])

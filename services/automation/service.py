@@ -299,6 +299,12 @@ async def test_send(
             )
             async with session.begin_nested():
                 message = await queue_message(session, contact=contact, content=content)
+        except ValidationError as exc:
+            results.append(
+                schemas.StepResult(
+                    step=index, action=action.type, status="skipped", reason="invalid_content", detail=str(exc)[:500]
+                )
+            )
         except MissingParameter as exc:
             results.append(
                 schemas.StepResult(

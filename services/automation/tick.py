@@ -87,7 +87,7 @@ class TickReport:
         return data
 
 
-def _enabled_automations(session: Session, trigger_types: Sequence[TriggerType]) -> list[Row[Any]]:
+def _enabled_automations(session: Session, trigger_types: Sequence[TriggerType]) -> list[Any]:
     return list(
         session.execute(
             select(  # type: ignore[call-overload]

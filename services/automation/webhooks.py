@@ -79,16 +79,23 @@ async def check_resolved_host(url: str) -> None:
             raise WebhookRefused(f"{host} resolves to a private address")
 
 
-async def _post_once(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, int]:
+async def _post_once(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], deadline_seconds: float
+) -> tuple[int, int]:
     cap = get_automation_settings().webhook_max_response_bytes
     try:
-        async with client.stream("POST", url, content=body, headers=headers) as response:
-            received = 0
-            async for chunk in response.aiter_bytes():
-                received += len(chunk)
-                if received > cap:
-                    break  # we only need the status; a huge answer is not read further
-            status = response.status_code
+        # httpx's timeout bounds each read, not the call: a receiver dripping one byte at a time
+        # would hold the worker thread forever, so the whole exchange gets one deadline.
+        async with asyncio.timeout(deadline_seconds):
+            async with client.stream("POST", url, content=body, headers=headers) as response:
+                received = 0
+                async for chunk in response.aiter_bytes():
+                    received += len(chunk)
+                    if received > cap:
+                        break  # we only need the status; a huge answer is not read further
+                status = response.status_code
+    except TimeoutError as exc:
+        raise _Retryable(f"no complete answer within {deadline_seconds} s") from exc
     except httpx.HTTPError as exc:
         raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
     if status >= 500 or status in (408, 429):
@@ -123,5 +130,5 @@ async def call_webhook(
         async for attempt in retrying:
             with attempt:
                 attempts += 1
-                status, size = await _post_once(client, action.url, body, headers)
+                status, size = await _post_once(client, action.url, body, headers, action.timeout_seconds)
     return WebhookResult(status_code=status, attempts=attempts, response_bytes=size)

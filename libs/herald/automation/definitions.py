@@ -64,6 +64,12 @@ def _check_timezone(value: str) -> str:
     return value
 
 
+def _local_time(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("give a local time without an offset: it is read in the contact's time zone")
+    return value
+
+
 # --- triggers ---------------------------------------------------------------------------------
 
 
@@ -174,6 +180,11 @@ class QuietHoursCondition(_Model):
     type: Literal["quiet_hours"]
     start: time
     end: time
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        return _local_time(value)
 
     @model_validator(mode="after")
     def _window(self) -> QuietHoursCondition:
@@ -318,6 +329,11 @@ class WaitAction(_Model):
     minutes: int = Field(0, ge=0, le=527_040)
     seconds: int = Field(0, ge=0, le=31_622_400)
     until: time | None = None
+
+    @field_validator("until")
+    @classmethod
+    def _local(cls, value: time | None) -> time | None:
+        return _local_time(value) if value is not None else None
 
     @property
     def duration(self) -> timedelta:
