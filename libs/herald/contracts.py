@@ -51,6 +51,13 @@ class ProcessWebhookEvent(Payload):
     event_id: int
 
 
+class ProcessWebhookEvents(Payload):
+    """Process stored webhook bodies in order: one job per intake batch, so the Redis work per
+    event stays small when Meta sends thousands per second."""
+
+    event_ids: list[int] = Field(min_length=1, max_length=1000)
+
+
 # --- automation queue -----------------------------------------------------------------------
 
 
@@ -116,6 +123,7 @@ class RollupHour(Payload):
 
 SEND_MESSAGES = Contract("messaging.send_messages", Queue.MESSAGES, SendMessages)
 PROCESS_WEBHOOK_EVENT = Contract("webhook.process_event", Queue.MESSAGES, ProcessWebhookEvent)
+PROCESS_WEBHOOK_EVENTS = Contract("webhook.process_events", Queue.MESSAGES, ProcessWebhookEvents)
 CONTACT_EVENT = Contract("automation.contact_event", Queue.AUTOMATION, ContactEvent)
 INBOUND_MESSAGE = Contract("automation.inbound_message", Queue.AUTOMATION, InboundMessageEvent)
 MESSAGE_STATUS = Contract("automation.message_status", Queue.AUTOMATION, MessageStatusEvent)
@@ -126,6 +134,7 @@ ROLLUP_HOUR = Contract("analytics.rollup_hour", Queue.ANALYTICS, RollupHour)
 ALL_CONTRACTS: tuple[Contract[Any], ...] = (
     SEND_MESSAGES,
     PROCESS_WEBHOOK_EVENT,
+    PROCESS_WEBHOOK_EVENTS,
     CONTACT_EVENT,
     INBOUND_MESSAGE,
     MESSAGE_STATUS,

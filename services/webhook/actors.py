@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from herald.contracts import PROCESS_WEBHOOK_EVENT, ProcessWebhookEvent
+from herald.contracts import (
+    PROCESS_WEBHOOK_EVENT,
+    PROCESS_WEBHOOK_EVENTS,
+    ProcessWebhookEvent,
+    ProcessWebhookEvents,
+)
 from herald.queue import actor
 
 from services.webhook.service import process_inbox_event
@@ -13,3 +18,11 @@ async def process_webhook_event(payload: ProcessWebhookEvent) -> None:
     """Process one stored webhook body. Only database outages raise (and are retried); every
     other outcome is recorded on the inbox row."""
     await process_inbox_event(payload.event_id)
+
+
+@actor(PROCESS_WEBHOOK_EVENTS, max_retries=10, min_backoff=1000, max_backoff=300_000)
+async def process_webhook_events(payload: ProcessWebhookEvents) -> None:
+    """Process one intake batch in arrival order, each row in its own transaction. A database
+    outage retries the whole job; rows already finished are left alone the second time."""
+    for event_id in payload.event_ids:
+        await process_inbox_event(event_id)

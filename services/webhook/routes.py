@@ -19,7 +19,7 @@ from herald.webhooks import SignatureCheck, verify_signature
 from herald.webhooks.inbox import list_statement, replay_events
 from herald.webhooks.signature import SIGNATURE_HEADER
 
-from services.webhook.ingest import InboxWriter
+from services.webhook.ingest import InboxUnavailableError, InboxWriter
 from services.webhook.schemas import ReplayResult, WebhookEventDetail, WebhookEventList, WebhookEventSummary
 
 webhook_router = APIRouter(prefix="/webhooks/whatsapp", tags=["webhook"])
@@ -32,6 +32,12 @@ class SignatureRejected(HeraldError):
     status_code = 401
     code = "signature_invalid"
     title = "Invalid webhook signature"
+
+
+class InboxUnavailable(HeraldError):
+    status_code = 503
+    code = "inbox_unavailable"
+    title = "Webhook inbox unavailable"
 
 
 class MalformedBody(HeraldError):
@@ -71,6 +77,7 @@ async def verify(
         401: {"description": "signature_missing / signature_invalid: nothing stored"},
         400: {"description": "malformed_json: not stored"},
         413: {"description": "payload_too_large (Meta caps payloads at 3 MB)"},
+        503: {"description": "inbox_unavailable: the database is unreachable, nothing stored"},
     },
 )
 async def receive(request: Request) -> Response:
@@ -97,7 +104,11 @@ async def receive(request: Request) -> Response:
         raise MalformedBody(
             "the body must be a JSON object", errors=[{"field": "body", "message": "not an object"}]
         )
-    await inbox_writer(request).store(body.decode())
+    try:
+        await inbox_writer(request).store(body.decode())
+    except InboxUnavailableError as exc:
+        # Not acknowledged, so Meta delivers it again later: nothing is lost.
+        raise InboxUnavailable("the event could not be stored; retry later") from exc
     return Response(RECEIVED, media_type="application/json")
 
 

@@ -8,9 +8,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +20,7 @@ import pytest
 import redis
 from psycopg.rows import dict_row
 
-from tests.fixtures.simulator import REPO_ROOT, wait_until
+from tests.fixtures.simulator import REPO_ROOT, free_port, wait_until, wait_until_async
 from tests.webhook.payloads import encode, signed_headers
 
 WEBHOOK_PATH = "/webhooks/whatsapp"
@@ -40,9 +40,14 @@ def next_wamid() -> str:
 async def client(dispose_engines: None) -> AsyncIterator[httpx.AsyncClient]:
     from services.webhook.app import create_app
 
-    transport = httpx.ASGITransport(app=create_app())
+    app = create_app()
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://webhook.test") as http:
         yield http
+    # ASGITransport runs no lifespan: close the intake's connections as shutdown would.
+    writer = getattr(app.state, "inbox_writer", None)
+    if writer is not None:
+        await writer.close()
 
 
 async def post_signed(client: httpx.AsyncClient, body: dict[str, Any] | bytes) -> httpx.Response:
@@ -92,6 +97,31 @@ def queued_jobs(redis_client: redis.Redis, queue: str) -> list[dict[str, Any]]:
     return [{"actor": job["actor_name"], "payload": job["args"][0]} for job in jobs]
 
 
+async def queued_jobs_eventually(redis_client: redis.Redis, queue: str, count: int) -> list[dict[str, Any]]:
+    """The jobs on a queue once there are `count` (intake enqueues just after it answers)."""
+
+    async def enough() -> list[dict[str, Any]] | None:
+        jobs = queued_jobs(redis_client, queue)
+        return jobs if len(jobs) >= count else None
+
+    return await wait_until_async(enough)
+
+
+async def queued_events_eventually(redis_client: redis.Redis, count: int) -> list[int]:
+    """Inbox ids waiting in intake jobs on the messages queue, once there are `count`."""
+
+    async def enough() -> list[int] | None:
+        ids = [
+            event_id
+            for job in queued_jobs(redis_client, "messages")
+            if job["actor"] == "webhook.process_events"
+            for event_id in job["payload"]["event_ids"]
+        ]
+        return ids if len(ids) >= count else None
+
+    return await wait_until_async(enough)
+
+
 class WorkerProcess:
     def __init__(self, env: dict[str, str], modules: tuple[str, ...]) -> None:
         self.log = tempfile.TemporaryFile()
@@ -104,6 +134,16 @@ class WorkerProcess:
     def output(self) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Until dramatiq says its worker is ready (imports take long on a busy machine)."""
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"worker exited:\n{self.output()}")
+            return "ready for action" in self.output()
+
+        wait_until(ready, timeout=timeout, interval=0.1)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -126,9 +166,7 @@ WORKER_SETTINGS = {
 def webhook_worker_process(herald_environment: dict[str, str]) -> Iterator[WorkerProcess]:
     """`dramatiq` with the webhook actors on the messages queue, for the whole session."""
     worker = WorkerProcess({**os.environ, **WORKER_SETTINGS}, ("services.webhook.actors",))
-    time.sleep(0.5)
-    if worker.process.poll() is not None:
-        pytest.fail(f"webhook worker exited:\n{worker.output()}")
+    worker.wait_ready()
     yield worker
     worker.stop()
 
@@ -136,3 +174,47 @@ def webhook_worker_process(herald_environment: dict[str, str]) -> Iterator[Worke
 @pytest.fixture
 def webhook_worker(webhook_worker_process: WorkerProcess) -> WorkerProcess:
     return webhook_worker_process
+
+
+class ServerProcess:
+    """`herald serve webhook` on a free port: gunicorn with a uvicorn worker, as in production."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile()
+        herald = str(Path(sys.executable).parent / "herald")
+        self.process = subprocess.Popen(
+            [herald, "serve", "webhook", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+            cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+        def up() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"webhook server exited:\n{self.output()}")
+            try:
+                return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, timeout=90, interval=0.2)
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def webhook_server(herald_environment: dict[str, str]) -> Iterator[ServerProcess]:
+    server = ServerProcess({**os.environ, "HERALD_LOG_FORMAT": "json"})
+    yield server
+    server.stop()

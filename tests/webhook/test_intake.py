@@ -8,7 +8,7 @@ import httpx
 import redis
 
 from tests.conftest import VERIFY_TOKEN_FOR_TESTS
-from tests.webhook.conftest import WEBHOOK_PATH, Database, post_signed, queued_jobs
+from tests.webhook.conftest import WEBHOOK_PATH, Database, post_signed, queued_events_eventually, queued_jobs_eventually
 from tests.webhook.payloads import encode, reference, signed_headers
 
 
@@ -47,8 +47,8 @@ async def test_signed_event_is_stored_byte_for_byte_and_enqueued(
     [row] = database.inbox()
     assert row["body"].encode() == raw
     assert row["status"] == "pending"
-    jobs = queued_jobs(redis_client, "messages")
-    assert jobs == [{"actor": "webhook.process_event", "payload": {"event_id": row["id"]}}]
+    jobs = await queued_jobs_eventually(redis_client, "messages", 1)
+    assert jobs == [{"actor": "webhook.process_events", "payload": {"event_ids": [row["id"]]}}]
 
 
 async def test_missing_signature_is_401_and_nothing_is_stored(client: httpx.AsyncClient, database: Database) -> None:
@@ -130,6 +130,7 @@ async def test_concurrent_deliveries_are_each_stored_once(
     assert all(response.status_code == 200 for response in responses)
     rows = database.inbox()
     assert sorted(row["body"].encode() for row in rows) == sorted(bodies)
-    assert sorted(job["payload"]["event_id"] for job in queued_jobs(redis_client, "messages")) == sorted(
+    queued = await queued_events_eventually(redis_client, len(bodies))
+    assert sorted(queued) == sorted(
         row["id"] for row in rows
     )

@@ -121,7 +121,7 @@ async def test_status_for_a_message_committed_late_is_retried_until_it_applies(
 
     wait_until(lambda: database.inbox()[0]["attempts"] >= 1, timeout=10)
     assert database.inbox()[0]["status"] == "pending"
-    message_id, wamid = await sent_message(database, wa_id)
+    message_id, _ = await sent_message(database, wa_id)
     database.execute("UPDATE messages SET wamid = %s WHERE id = %s", wamid_from_the_future, message_id)
     [event] = database.settled()
     assert event["status"] == "processed"
