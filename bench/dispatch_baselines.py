@@ -135,7 +135,7 @@ def celery_run(stack: Stack, sim: Simulator, ids: list[uuid.UUID], timeout: floa
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
-    count = 400 if quick else 10_000
+    count = 400 if quick else 3_000
     rows: list[dict[str, Any]] = []
     with Stack("baselines") as stack:
         sim = stack.simulator(limits_enabled="false", callback_url="", seed=1)
