@@ -45,7 +45,7 @@ from herald.contracts import RUN_AUTOMATION_STEP, RunAutomationStep
 from herald.models import Automation, AutomationRun, Contact, Log, RunStatus, TriggerType
 from herald.observability import metrics
 from herald.settings import get_settings
-from sqlalchemy import Row, and_, exists, select, text, tuple_
+from sqlalchemy import Row, and_, exists, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from services.automation.audience import segment_clause
@@ -56,6 +56,7 @@ FIRST_YEAR = 1900
 # A delayed message normally resumes a wait; the sweep steps in once it is this late.
 RESUME_GRACE = timedelta(minutes=1)
 STALE_PENDING = timedelta(minutes=5)
+GIVE_UP_AFTER = timedelta(days=1)
 
 
 @dataclass
@@ -315,13 +316,29 @@ def resume_due_waits(now: datetime | None = None, limit: int = 10_000) -> TickRe
             .scalars()
             .all()
         )
+        unfinished = AutomationRun.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value])  # type: ignore[attr-defined]
+        # A run whose step kept failing for a day (its job used up its retries) is given up on,
+        # with the reason in its log, instead of being re-enqueued forever.
+        abandoned_entry = func.jsonb_build_array(
+            func.jsonb_build_object(
+                "step", "run", "action", "run", "status", "failed", "reason", "abandoned", "at", now.isoformat()
+            )
+        )  # fmt: skip
+        abandoned = session.execute(
+            update(AutomationRun)
+            .where(unfinished, AutomationRun.updated_at < now - GIVE_UP_AFTER)  # type: ignore[arg-type,operator]
+            .values(
+                status=RunStatus.FAILED.value,
+                finished_at=now,
+                updated_at=now,
+                steps=AutomationRun.steps.op("||")(abandoned_entry),  # type: ignore[attr-defined]
+            )
+            .returning(AutomationRun.id)
+        ).all()
         stuck = (
             session.execute(
                 select(AutomationRun.id)  # type: ignore[call-overload]
-                .where(
-                    AutomationRun.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),  # type: ignore[attr-defined]
-                    AutomationRun.updated_at <= now - STALE_PENDING,  # type: ignore[arg-type]
-                )
+                .where(unfinished, AutomationRun.updated_at <= now - STALE_PENDING)  # type: ignore[arg-type,operator]
                 .limit(limit)
             )
             .scalars()
@@ -330,6 +347,7 @@ def resume_due_waits(now: datetime | None = None, limit: int = 10_000) -> TickRe
         for run_id in [*waiting, *stuck]:
             queue.enqueue(RUN_AUTOMATION_STEP, RunAutomationStep(run_id=run_id))
     report.due = len(waiting) + len(stuck)
+    report.per_automation = {"abandoned": len(abandoned)}
     report.enqueued = report.due
     metrics.AUTOMATION_OVERDUE_WAITS.set(len(waiting))
     report.seconds = time.perf_counter() - started

@@ -122,3 +122,23 @@ def test_the_registered_jobs_run_the_ticks(database_url: str) -> None:
     assert tick.outcome == "succeeded" and tick.counts["runs_created"] == 1
     sweep = run_job(get_job("automation-schedule"), at)
     assert sweep.outcome == "succeeded" and sweep.counts["waits_resumed"] == 0
+
+
+def test_sweep_re_enqueues_stuck_runs_and_gives_up_after_a_day(database_url: str) -> None:
+    from services.automation.tick import resume_due_waits
+
+    automation_id = make_automation(database_url, {"trigger": {"type": "contact_created"}, "actions": TAG_ACTION})
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    for key, age in (("event:recent", timedelta(minutes=10)), ("event:old", timedelta(days=2))):
+        fetch(
+            database_url,
+            "INSERT INTO automation_runs (id, automation_id, contact_id, trigger_key, status, definition, trigger,"
+            " steps, definition_version, current_step, created_at, updated_at)"
+            " SELECT gen_random_uuid(), a.id, %s, %s, 'running', a.definition, '{}', '[]', 1, 0, %s, %s"
+            " FROM automations a WHERE a.id = %s RETURNING id",
+            make_contact(database_url), key, now - age, now - age, automation_id,
+        )  # fmt: skip
+    report = resume_due_waits(now)
+    assert report.enqueued == 1
+    rows = dict(fetch(database_url, "SELECT trigger_key, status FROM automation_runs"))
+    assert rows == {"event:recent": "running", "event:old": "failed"}
