@@ -19,9 +19,7 @@ from tests.fixtures.simulator import free_port, wait_until
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def herald(
-    *args: str, env: dict[str, str] | None = None, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def herald(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "herald.cli", *args],
         cwd=REPO_ROOT,
@@ -71,8 +69,7 @@ def test_migrate_builds_the_schema_on_an_empty_database(server_urls: dict[str, s
         assert result.returncode == 0, result.stderr
         with psycopg.connect(url) as connection:
             tables = {
-                row[0]
-                for row in connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                row[0] for row in connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
             }
             version = connection.execute("SELECT version_num FROM alembic_version").fetchone()
         assert {"users", "contacts", "messages", "automations", "webhook_events"} <= tables
@@ -82,9 +79,7 @@ def test_migrate_builds_the_schema_on_an_empty_database(server_urls: dict[str, s
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_seed_admin_twice_creates_one_admin_and_prints_the_password_once(
-    database_url: str, tmp_path: Path
-) -> None:
+def test_seed_admin_twice_creates_one_admin_and_prints_the_password_once(database_url: str, tmp_path: Path) -> None:
     env = {
         "HERALD_DATA_DIR": str(tmp_path),
         "HERALD_ADMIN_EMAIL": "owner@example.com",
@@ -122,9 +117,7 @@ def test_seed_admin_in_production_requires_a_password(database_url: str, tmp_pat
 
 
 def test_user_create_stores_a_user_with_the_role(database_url: str) -> None:
-    result = herald(
-        "user", "create", "--email", "Ops@Example.com", "--password", "long-enough-1", "--role", "viewer"
-    )
+    result = herald("user", "create", "--email", "Ops@Example.com", "--password", "long-enough-1", "--role", "viewer")
     assert result.returncode == 0, result.stderr
     with psycopg.connect(database_url) as connection:
         row = connection.execute("SELECT email, role, password_hash FROM users").fetchone()
@@ -134,9 +127,7 @@ def test_user_create_stores_a_user_with_the_role(database_url: str) -> None:
 
 
 def test_user_create_names_the_bad_field(database_url: str) -> None:
-    result = herald(
-        "user", "create", "--email", "a@example.com", "--password", "long-enough-1", "--role", "boss"
-    )
+    result = herald("user", "create", "--email", "a@example.com", "--password", "long-enough-1", "--role", "boss")
     assert result.returncode == 1
     assert "role" in result.stderr
     with psycopg.connect(database_url) as connection:
@@ -145,9 +136,7 @@ def test_user_create_names_the_bad_field(database_url: str) -> None:
 
 def test_importing_the_cli_does_not_import_services() -> None:
     code = "import sys, herald.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'services'))"
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
