@@ -6,6 +6,7 @@
 #                         kubernetes-validate --strict, chart and skaffold tests
 #   make test-containers  real engine: base image, images, non-root, HEALTHCHECK, compose e2e
 
+UV ?= uv
 HERALD_TOOLS := .tools
 HELM := $(HERALD_TOOLS)/bin/helm
 DOCKER_COMPOSE := $(HERALD_TOOLS)/bin/docker-compose
@@ -28,9 +29,10 @@ images: wheelhouse
 	BASE_IMAGE=$(BASE_IMAGE) IMAGE_PREFIX=$(IMAGE_PREFIX) IMAGE_TAG=$(IMAGE_TAG) docker/build-images.sh
 
 lint-packaging: tools
-	uv run pytest tests/packaging -q -p no:randomly
+	$(UV) run --frozen pytest tests/packaging -q -p no:randomly -p no:cacheprovider
 
 # Starts its own engine (root; installs docker.io when absent), builds from a debootstrapped
 # base cached in /var/lib/herald-docker, runs the stack end to end and stops the engine.
 test-containers: tools
-	HERALD_CONTAINER_TESTS=1 uv run pytest tests/packaging/test_containers.py -v -p no:randomly --timeout 1500
+	HERALD_CONTAINER_TESTS=1 $(UV) run --frozen pytest tests/packaging/test_containers.py -v -s -p no:randomly \
+	  -p no:cacheprovider --timeout 1500
