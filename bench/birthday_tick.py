@@ -74,10 +74,10 @@ def seed(stack: Stack, count: int) -> None:
 
 def child(at: datetime) -> dict[str, Any]:
     """Runs in a fresh process pointed at the stack: time the due set, the tick and a re-run."""
-    from herald import db
-    from herald.automation.definitions import BirthdayTrigger
     from sqlalchemy import text
 
+    from herald import db
+    from herald.automation.definitions import BirthdayTrigger
     from services.automation import tick
 
     trigger = BirthdayTrigger(type="birthday", hour=9)

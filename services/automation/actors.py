@@ -20,7 +20,6 @@ from herald.contracts import (
 )
 from herald.db import session_scope
 from herald.queue import actor
-
 from services.automation import engine, triggers
 
 

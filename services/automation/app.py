@@ -4,8 +4,8 @@ and performance. Its workers (`herald worker automation`) run services.automatio
 from __future__ import annotations
 
 from fastapi import FastAPI
-from herald.api import create_service_app
 
+from herald.api import create_service_app
 from services.automation.routes import automations, runs
 
 

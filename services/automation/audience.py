@@ -11,6 +11,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import ColumnElement, String, and_, cast, false, func, literal, not_, or_, select, true
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from herald.automation.definitions import (
     AttributeCondition,
     HasTagsCondition,
@@ -20,9 +24,6 @@ from herald.automation.definitions import (
     QuietHoursCondition,
 )
 from herald.models import Contact, OptInStatus
-from sqlalchemy import ColumnElement, String, and_, cast, false, func, literal, not_, or_, select, true
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 contacts = Contact.__table__.c  # type: ignore[attr-defined]
 

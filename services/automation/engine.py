@@ -17,6 +17,11 @@ from enum import Enum
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import array
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from herald import queue
 from herald.automation.definitions import (
     AddTagAction,
@@ -40,11 +45,6 @@ from herald.messaging.outbound import queue_message
 from herald.models import Automation, AutomationRun, Contact, RunStatus
 from herald.observability import metrics
 from herald.settings import get_settings
-from pydantic import ValidationError
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import array
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from services.automation.audience import failing_conditions
 from services.automation.rendering import MissingParameter, template_content, text_content
 from services.automation.webhooks import WebhookFailed, WebhookRefused, call_webhook

@@ -7,11 +7,11 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+
 from herald.api import SessionDep
 from herald.auth import Operator, Viewer
 from herald.automation.settings import get_automation_settings
 from herald.models import RunStatus, TriggerType
-
 from services.automation import schemas, service
 
 automations = APIRouter(prefix="/api/v1/automations", tags=["automations"])

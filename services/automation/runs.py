@@ -15,14 +15,15 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from sqlalchemy import Row, text
+from sqlalchemy.orm import Session
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from herald import queue
 from herald.clock import utcnow
 from herald.contracts import RUN_AUTOMATION_STEP, RunAutomationStep
 from herald.models import Automation
 from herald.observability import metrics
-from sqlalchemy import Row, text
-from sqlalchemy.orm import Session
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 INSERT_RUNS = text(
     """

@@ -7,6 +7,10 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import func, select, text, tuple_
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from herald.auth import Principal
 from herald.automation.definitions import (
     AutomationDefinition,
@@ -30,10 +34,6 @@ from herald.messaging.errors import OutboundRefused, TemplateParameterMismatch
 from herald.messaging.outbound import check_template, queue_message
 from herald.messaging.templates import find_template
 from herald.models import Automation, AutomationRun, Contact, Log, Role, TemplateStatus
-from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import func, select, text, tuple_
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from services.automation import schemas
 from services.automation.audience import segment_clause
 from services.automation.rendering import MissingParameter, template_content, text_content

@@ -23,6 +23,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy import Row, and_, exists, func, select, text, tuple_, update
+from sqlalchemy.orm import Session
+
 from herald import db, queue
 from herald.automation.definitions import (
     BirthdayTrigger,
@@ -45,9 +48,6 @@ from herald.contracts import RUN_AUTOMATION_STEP, RunAutomationStep
 from herald.models import Automation, AutomationRun, Contact, Log, RunStatus, TriggerType
 from herald.observability import metrics
 from herald.settings import get_settings
-from sqlalchemy import Row, and_, exists, func, select, text, tuple_, update
-from sqlalchemy.orm import Session
-
 from services.automation.audience import segment_clause
 from services.automation.runs import start_runs_sync
 
@@ -333,7 +333,7 @@ def resume_due_waits(now: datetime | None = None, limit: int = 10_000) -> TickRe
                 updated_at=now,
                 steps=AutomationRun.steps.op("||")(abandoned_entry),  # type: ignore[attr-defined]
             )
-            .returning(AutomationRun.id)
+            .returning(AutomationRun.id)  # type: ignore[call-overload]
         ).all()
         stuck = (
             session.execute(

@@ -9,13 +9,13 @@ from __future__ import annotations
 import uuid
 
 import structlog
+from sqlalchemy import select
+
 from herald.automation.definitions import InboundKeywordTrigger, TagAddedTrigger, load_definition
 from herald.automation.keywords import keyword_matches
 from herald.contracts import ContactEvent, InboundMessageEvent, TriggerAutomation
 from herald.db import session_scope
 from herald.models import Automation, TriggerType
-from sqlalchemy import select
-
 from services.automation.runs import start_runs
 
 log = structlog.get_logger("herald.automation.triggers")

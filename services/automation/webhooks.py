@@ -17,10 +17,11 @@ from typing import Any
 
 import httpx
 import orjson
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
 from herald.automation.definitions import WebhookAction, check_webhook_url, is_private_address
 from herald.automation.settings import get_automation_settings
 from herald.settings import get_settings
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 USER_AGENT = "Herald-Automation/1"
 

@@ -35,7 +35,6 @@ class AutomationWorker:
 
     def start(self) -> None:
         from herald import queue
-
         from services.automation import actors
 
         _forget_async_engine()

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import psycopg
+
 from herald.clock import utcnow
 
 _phones = itertools.count(1)

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from herald import clock
 
+from herald import clock
 from tests.automation.factories import birthday_definition, fetch, make_contact, make_template
 from tests.fixtures.auth import TestUser
 

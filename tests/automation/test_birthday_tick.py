@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 
 from herald import clock, queue
 from herald.contracts import RUN_AUTOMATION_STEP, RunAutomationStep
-
 from services.automation.tick import birthday_and_date_tick
 from tests.automation.conftest import AutomationWorker
 from tests.automation.factories import birthday_definition, fetch, make_automation, make_contact, make_template

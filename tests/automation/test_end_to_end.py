@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+
 from herald import clock, queue
 from herald.contracts import RUN_AUTOMATION_STEP, RunAutomationStep
-
 from services.automation.tick import birthday_and_date_tick
 from tests.automation.factories import fetch, make_automation, make_contact, make_template
 from tests.fixtures.simulator import REPO_ROOT, SimulatorHandle, free_port, start_simulator, wait_until

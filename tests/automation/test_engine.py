@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from herald import clock, queue
 from herald.automation.settings import get_automation_settings
 from herald.contacts_events import emit_contact_event
 from herald.contracts import INBOUND_MESSAGE, MESSAGE_STATUS, InboundMessageEvent, MessageStatusEvent
-
 from services.automation.tick import resume_due_waits
 from services.automation.webhooks import webhook_secret
 from tests.automation.conftest import AutomationWorker

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 from herald import clock
 from herald.automation.keywords import keyword_matches
 from herald.automation.local_time import candidate_month_days, next_local_time, quiet_hours_end
-
 from services.automation.tick import birthday_and_date_tick, schedule_tick
 from tests.automation.factories import fetch, make_automation, make_contact
 
