@@ -20,7 +20,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 import psycopg
+
 from herald.runner import Service, serve_argv
 from herald.settings import get_settings
 from herald.webhooks import sign_body
@@ -133,9 +133,6 @@ async def _open_loop(port: int, path: str, bodies: list[bytes], rate: float, con
     async def one(index: int) -> None:
         nonlocal errors
         due = start + index / rate
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
         reader, writer = await idle.get()
         try:
             writer.write(requests[index])
@@ -149,7 +146,15 @@ async def _open_loop(port: int, path: str, bodies: list[bytes], rate: float, con
             idle.put_nowait((reader, writer))
 
     began = time.perf_counter()
-    await asyncio.gather(*(one(index) for index in range(len(requests))))
+    # Tasks are started at their send time (not all up front), so the generator's own start-up
+    # work does not show up as server latency.
+    tasks = []
+    for index in range(len(requests)):
+        delay = start + index / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(index)))
+    await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - began
     while not idle.empty():
         _, writer = idle.get_nowait()
@@ -167,14 +172,22 @@ async def _open_loop(port: int, path: str, bodies: list[bytes], rate: float, con
 
 
 def _wrk(port: int, path: str, seconds: int, connections: int) -> dict[str, Any]:
+    """Closed-loop capacity with wrk; the Lua script cycles through 64 distinct pre-signed bodies."""
+    bodies = [_status_body(index) for index in range(64)]
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-    body = _status_body(0)
-    script.write(textwrap.dedent(f"""
-        wrk.method = "POST"
-        wrk.body = {orjson.dumps(body.decode()).decode()}
-        wrk.headers["Content-Type"] = "application/json"
-        wrk.headers["X-Hub-Signature-256"] = "{sign_body(APP_SECRET, body)}"
-    """))
+    table = ",\n".join(
+        f"{{{orjson.dumps(body.decode()).decode()}, \"{sign_body(APP_SECRET, body)}\"}}" for body in bodies
+    )
+    script.write(
+        f"local requests = {{\n{table}\n}}\n"
+        "local n = 0\n"
+        "request = function()\n"
+        "  n = n % #requests + 1\n"
+        "  local body, signature = requests[n][1], requests[n][2]\n"
+        '  return wrk.format("POST", nil, {["Content-Type"] = "application/json",'
+        ' ["X-Hub-Signature-256"] = signature}, body)\n'
+        "end\n"
+    )
     script.close()
     output = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name,
@@ -185,7 +198,30 @@ def _wrk(port: int, path: str, seconds: int, connections: int) -> dict[str, Any]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    return {"requests_per_s": rps, "requests": total, "non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return {
+        "requests_per_s": rps, "requests": total, "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "p99_ms": round(float(p99.group(1)) * scale[p99.group(2)], 2) if p99 else None,
+    }  # fmt: skip
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a server process and its children (gunicorn workers); Linux /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        pids += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return 0.0
+    total = 0
+    for one in pids:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def _count_rows(url: str) -> int:
@@ -198,7 +234,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
     settings = get_settings()
-    workers = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
+    # One web worker per core: the intake is CPU-bound once commits are shared.
+    workers = int(os.environ.get("BENCH_WEB_WORKERS", str(os.cpu_count() or 2)))
     seconds = 5 if quick else 15
     rate = float(os.environ.get("BENCH_WEBHOOK_RATE", "1000"))
     latency_events = int(rate * (3 if quick else 10))
@@ -223,15 +260,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     )
     try:
         before = _count_rows(database_url)
+        cpu_before = _cpu_seconds(webhook.process.pid)
         began = time.perf_counter()
         capacity = _wrk(webhook_port, "/webhooks/whatsapp", seconds, 64)
         elapsed = time.perf_counter() - began
+        cpu = _cpu_seconds(webhook.process.pid) - cpu_before
         stored = _count_rows(database_url) - before
         results.append({
             "benchmark": "webhook_ingest", "server": "webhook", "measure": "capacity (wrk, 64 connections)",
             "events_per_s": round(stored / elapsed, 1), "acknowledged_per_s": capacity["requests_per_s"],
             "stored": stored, "acknowledged": capacity["requests"] - capacity["non_2xx"],
-            "non_200": capacity["non_2xx"], "workers": workers,
+            "non_200": capacity["non_2xx"], "p99_ms": capacity["p99_ms"],
+            "server_cpu_us_per_event": round(cpu / max(stored, 1) * 1e6, 1), "workers": workers,
+            "load_average": round(os.getloadavg()[0], 1),
         })  # fmt: skip
         before = _count_rows(database_url)
         latency = asyncio.run(
@@ -246,10 +287,14 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     echo_argv[echo_argv.index("services.webhook.app:app")] = "bench_echo_app:app"
     echo = Server([*echo_argv, "--chdir", str(echo_dir)], env, echo_port, "/echo")
     try:
+        cpu_before = _cpu_seconds(echo.process.pid)
         capacity = _wrk(echo_port, "/echo", seconds, 64)
+        cpu = _cpu_seconds(echo.process.pid) - cpu_before
         results.append({"benchmark": "webhook_ingest", "server": "bare FastAPI echo",
                         "measure": "capacity (wrk, 64 connections)", "acknowledged_per_s": capacity["requests_per_s"],
-                        "non_200": capacity["non_2xx"], "workers": workers})
+                        "non_200": capacity["non_2xx"], "p99_ms": capacity["p99_ms"],
+                        "server_cpu_us_per_event": round(cpu / max(capacity["requests"], 1) * 1e6, 1),
+                        "workers": workers, "load_average": round(os.getloadavg()[0], 1)})
         latency = asyncio.run(_open_loop(echo_port, "/echo", [_status_body(i) for i in range(latency_events)], rate, 64))
         results.append({"benchmark": "webhook_ingest", "server": "bare FastAPI echo", "measure": f"latency at {rate:.0f}/s",
                         **latency, "workers": workers})
@@ -268,4 +313,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
