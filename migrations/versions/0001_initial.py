@@ -71,7 +71,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('phone', name=op.f('uq_contacts_phone'))
     )
     op.create_index('ix_contacts_attributes', 'contacts', ['attributes'], unique=False, postgresql_using='gin', postgresql_ops={'attributes': 'jsonb_path_ops'})
-    op.create_index('ix_contacts_birthday', 'contacts', ['birthday_month', 'birthday_day'], unique=False, postgresql_where=sa.text('birthday_month IS NOT NULL'))
+    op.create_index('ix_contacts_birthday', 'contacts', ['birthday_month', 'birthday_day'], unique=False, postgresql_where=sa.text('birthday_month IS NOT NULL'), postgresql_include=['id', 'timezone'])
     op.create_index('ix_contacts_created_at_id', 'contacts', ['created_at', 'id'], unique=False)
     op.create_index('ix_contacts_updated_at', 'contacts', ['updated_at'], unique=False)
     op.create_index('ix_contacts_tags', 'contacts', ['tags'], unique=False, postgresql_using='gin')

@@ -46,6 +46,8 @@ class Contact(SQLModel, table=True):
             "birthday_month",
             "birthday_day",
             postgresql_where=text("birthday_month IS NOT NULL"),
+            # The tick reads id and time zone straight from the index (an index-only scan at 1M rows).
+            postgresql_include=["id", "timezone"],
         ),
         Index("ix_contacts_tags", "tags", postgresql_using="gin"),
         Index("ix_contacts_attributes", "attributes", postgresql_using="gin", postgresql_ops={"attributes": "jsonb_path_ops"}),
