@@ -9,7 +9,6 @@ from herald.contracts import (
     ProcessWebhookEvents,
 )
 from herald.queue import actor
-
 from services.webhook.service import process_inbox_event
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+
 from herald.api import create_service_app
 from herald.settings import get_settings
-
 from services.webhook.routes import admin_router, webhook_router
 
 

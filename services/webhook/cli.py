@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from herald.db import sync_session_scope
 from herald.models import InboxStatus
 from herald.webhooks.inbox import list_statement, replay_events_sync

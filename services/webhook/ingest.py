@@ -29,11 +29,12 @@ import psycopg
 import redis.asyncio as aioredis
 import structlog
 from dramatiq.common import current_millis
+from redis.exceptions import NoScriptError
+
 from herald import contracts, queue
 from herald.observability import metrics
 from herald.settings import get_settings
 from herald.webhooks.inbox import INSERT_BODIES_SQL
-from redis.exceptions import NoScriptError
 
 log = structlog.get_logger("herald.webhook")
 

@@ -20,6 +20,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import structlog
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from herald import contracts, queue
 from herald.clock import utcnow
 from herald.contacts_events import emit_contact_event
@@ -44,10 +48,6 @@ from herald.models import (
 from herald.observability import metrics
 from herald.phones import phone_from_wa_id
 from herald.settings import get_settings
-from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from services.webhook.keywords import KeywordAction, match_keyword
 
 log = structlog.get_logger("herald.webhook")

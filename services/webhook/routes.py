@@ -9,6 +9,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse
+
 from herald.api import SessionDep
 from herald.auth import Admin
 from herald.errors import Forbidden, HeraldError, NotFound, ValidationFailed
@@ -18,7 +19,6 @@ from herald.settings import get_settings
 from herald.webhooks import SignatureCheck, verify_signature
 from herald.webhooks.inbox import list_statement, replay_events
 from herald.webhooks.signature import SIGNATURE_HEADER
-
 from services.webhook.ingest import InboxUnavailableError, InboxWriter
 from services.webhook.schemas import ReplayResult, WebhookEventDetail, WebhookEventList, WebhookEventSummary
 

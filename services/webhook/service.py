@@ -17,15 +17,15 @@ from datetime import timedelta
 
 import orjson
 import structlog
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 from herald import db
 from herald.clock import utcnow
 from herald.models import InboxStatus, WebhookEvent
 from herald.observability import metrics
 from herald.settings import get_settings
 from herald.webhooks.inbox import enqueue_processing
-from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
 from services.webhook.processing import Outcome, process_payload
 
 log = structlog.get_logger("herald.webhook")

@@ -12,7 +12,6 @@ from herald.db import session_scope
 from herald.messaging.content import TextContent
 from herald.messaging.outbound import queue_message
 from herald.models import Contact, MessageTemplate, OptInStatus
-
 from tests.webhook.conftest import Database, next_wamid
 
 _now = itertools.count(int(time.time()) - 3600)

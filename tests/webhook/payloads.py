@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from herald.webhooks import sign_body
 
+from herald.webhooks import sign_body
 from tests.conftest import APP_SECRET_FOR_TESTS
 
 HERE = Path(__file__).parent / "payloads"

@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from herald.db import session_scope
 from herald.messaging.templates import sync_templates
-
 from tests.conftest import APP_SECRET_FOR_TESTS
 from tests.fixtures.auth import TestUser
 from tests.fixtures.simulator import REPO_ROOT, SimulatorHandle, start_simulator, wait_until

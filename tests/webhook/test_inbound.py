@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from herald.models import OptInStatus
 
+from herald.models import OptInStatus
 from tests.webhook import payloads as p
 from tests.webhook.conftest import Database, next_wa_id, next_wamid, post_signed, queued_jobs
 from tests.webhook.factories import make_contact, make_template, sent_message, ts

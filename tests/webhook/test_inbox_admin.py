@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from typer.testing import CliRunner
+
 from herald.clock import utcnow
 from herald.db import session_scope
 from herald.webhooks.inbox import relay_stale_events
-from typer.testing import CliRunner
-
 from services.webhook.cli import app as cli
 from tests.fixtures.auth import TestUser
 from tests.webhook.conftest import WEBHOOK_PATH, Database, ServerProcess, queued_jobs
