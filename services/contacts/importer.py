@@ -15,18 +15,18 @@ import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import IO, Any
 
 import orjson
 from herald.clock import utcnow
-from herald.contacts_events import build_contact_event, build_contact_events, publish_contact_events
+from herald.contacts_events import build_contact_event, publish_contact_events, publish_created_events
 from herald.contracts import ContactEvent
 from herald.db import session_scope
 from herald.errors import HeraldError, ValidationFailed
 from herald.models import OptInStatus
 from herald.observability import metrics
 from herald.phones import normalize_phone
-from sqlalchemy.engine import Row
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.contacts import repository
@@ -211,27 +211,8 @@ def _merge(target: dict[str, Any], row: ParsedRow, now: Any) -> None:
             target["opted_out_at"] = now
 
 
-_STORED_COLUMNS = (
-    "id",
-    "phone",
-    "name",
-    "language",
-    "timezone",
-    "birthday_month",
-    "birthday_day",
-    "birthday_year",
-    "attributes",
-    "tags",
-    "opt_in_status",
-    "opt_in_source",
-    "opted_in_at",
-    "opted_out_at",
-)
-
-
 def _blank(phone: str) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
         "phone": phone,
         "name": "",
         "language": None,
@@ -248,47 +229,99 @@ def _blank(phone: str) -> dict[str, Any]:
     }
 
 
-async def _write_chunk(
-    session: AsyncSession, rows: list[ParsedRow], totals: _Totals, events: list[ContactEvent]
-) -> None:
+# PostgreSQL's COPY text format: tab-separated, \N for NULL, backslash escapes.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_COPY_NULL = "\\N"
+
+
+def _copy_text(value: str | None) -> str:
+    return _COPY_NULL if value is None else value.translate(_COPY_ESCAPES)
+
+
+def _copy_number(value: int | None) -> str:
+    return _COPY_NULL if value is None else str(value)
+
+
+def _copy_time(value: datetime | None) -> str:
+    return _COPY_NULL if value is None else value.isoformat()
+
+
+def _array_literal(values: list[str]) -> str:
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+def _copy_line(row: dict[str, Any]) -> str:
+    """One merged contact as a COPY text line, columns in repository.IMPORT_COLUMNS order."""
+    return "\t".join(
+        (
+            row["phone"],
+            _copy_text(row["name"]),
+            _copy_text(row["language"]),
+            _copy_text(row["timezone"]),
+            _copy_number(row["birthday_month"]),
+            _copy_number(row["birthday_day"]),
+            _copy_number(row["birthday_year"]),
+            _copy_text(orjson.dumps(row["attributes"]).decode()),
+            _copy_text(_array_literal(row["tags"])),
+            row["opt_in_status"],
+            _copy_text(row["opt_in_source"]),
+            _copy_time(row["opted_in_at"]),
+            _copy_time(row["opted_out_at"]),
+        )
+    ) + "\n"
+
+
+@dataclass
+class ImportEvents:
+    """The contact events of one import, sent only after its transaction commits: `created` as
+    bare ids (their payloads are built batch by batch while publishing), the rest as payloads."""
+
+    created: list[uuid.UUID] = field(default_factory=list)
+    changes: list[ContactEvent] = field(default_factory=list)
+
+    def publish(self) -> None:
+        # Created first: a contact's later changes in the same file must not overtake its creation.
+        publish_created_events(self.created, {"source": IMPORT_SOURCE})
+        publish_contact_events(self.changes)
+
+
+async def _write_chunk(session: AsyncSession, rows: list[ParsedRow], totals: _Totals, events: ImportEvents) -> None:
     now = utcnow()
-    stored = await repository.lock_by_phones(session, sorted({row.phone for row in rows}))
-    before: dict[str, Row[Any]] = stored
+    before = await repository.lock_by_phones(session, sorted({row.phone for row in rows}))
     merged: dict[str, dict[str, Any]] = {}
-    seen_in_file: set[str] = set()
     for row in rows:
         target = merged.get(row.phone)
         if target is None:
             existing = before.get(row.phone)
-            target = {k: getattr(existing, k) for k in _STORED_COLUMNS} if existing is not None else _blank(row.phone)
-            target["tags"] = list(target["tags"])
-            target["attributes"] = dict(target["attributes"])
+            if existing is None:
+                target = _blank(row.phone)
+                totals.created += 1
+            else:
+                target = {**existing, "tags": list(existing["tags"]), "attributes": dict(existing["attributes"])}
+                totals.updated += 1
             merged[row.phone] = target
-        if row.phone in before or row.phone in seen_in_file:
-            totals.updated += 1
         else:
-            totals.created += 1
-        seen_in_file.add(row.phone)
+            totals.updated += 1  # the phone appeared earlier in this chunk
         _merge(target, row, now)
-    results = await repository.upsert_many(session, list(merged.values()), now)
-    created: list[uuid.UUID] = []
-    for result in results:
-        old = before.get(result.phone)
-        new = merged[result.phone]
-        if result.inserted:
-            created.append(result.id)
+    copy_text = "".join([_copy_line(target) for target in merged.values()])
+    results = await repository.upsert_import_rows(session, copy_text, now)
+    for contact_id, phone, inserted in results:
+        if inserted:
+            events.created.append(contact_id)
             continue
+        old = before.get(phone)
         if old is None:
             # Another writer inserted this phone between our lock and our insert: an update after all.
             totals.created -= 1
             totals.updated += 1
             continue
-        for kind_, data in change_events(list(old.tags), new["tags"], dict(old.attributes), new["attributes"]):
-            events.append(build_contact_event(kind_, result.id, data))
-        if new["opt_in_status"] != old.opt_in_status and new["opt_in_status"] != OptInStatus.UNKNOWN.value:
+        new = merged[phone]
+        for kind_, data in change_events(list(old["tags"]), new["tags"], dict(old["attributes"]), new["attributes"]):
+            events.changes.append(build_contact_event(kind_, contact_id, data))
+        if new["opt_in_status"] != old["opt_in_status"] and new["opt_in_status"] != OptInStatus.UNKNOWN.value:
             kind = "opted_in" if new["opt_in_status"] == OptInStatus.OPTED_IN.value else "opted_out"
-            events.append(build_contact_event(kind, result.id, {"source": IMPORT_SOURCE}))  # type: ignore[arg-type]
-    events.extend(build_contact_events("created", created, {"source": IMPORT_SOURCE}))
+            events.changes.append(build_contact_event(kind, contact_id, {"source": IMPORT_SOURCE}))  # type: ignore[arg-type]
 
 
 async def import_file(raw: IO[bytes], *, region: str | None = None) -> ImportReport:
@@ -296,19 +329,19 @@ async def import_file(raw: IO[bytes], *, region: str | None = None) -> ImportRep
 
     Nothing is stored when the file as a whole is refused, and no event leaves before the commit.
     """
-    events: list[ContactEvent] = []
+    events = ImportEvents()
     async with session_scope() as session:
         report = await import_contacts(session, raw, events, region=region)
-    publish_contact_events(events)
+    events.publish()
     return report
 
 
 async def import_contacts(
-    session: AsyncSession, raw: IO[bytes], events: list[ContactEvent], *, region: str | None = None
+    session: AsyncSession, raw: IO[bytes], events: ImportEvents, *, region: str | None = None
 ) -> ImportReport:
     """Import a CSV (see docs/contacts.md for its columns) from a binary stream into `session`.
 
-    The contact events to send after commit are appended to `events`. Raises CsvRejected (422)
+    The contact events to send after commit are collected in `events`. Raises CsvRejected (422)
     when the file as a whole cannot be read; the caller's transaction then rolls back so
     nothing is half-imported.
     """

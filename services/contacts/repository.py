@@ -8,12 +8,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
+import psycopg
 from herald.errors import ValidationFailed
 from herald.models import Contact
-from sqlalchemy import ColumnElement, func, or_, select, text, tuple_
+from psycopg.rows import dict_row
+from sqlalchemy import ColumnElement, func, or_, select, tuple_
 from sqlalchemy.engine import Row
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -118,66 +120,87 @@ async def get(session: AsyncSession, contact_id: uuid.UUID, *, for_update: bool 
     return (await session.execute(statement)).first()
 
 
-async def lock_by_phones(session: AsyncSession, phones: Sequence[str]) -> dict[str, Row[Any]]:
-    """The stored contacts among these phones, locked until commit (imports merge into them)."""
+# --- bulk import ---------------------------------------------------------------------------------
+
+# The columns a CSV import writes, in the order of the COPY lines the importer builds.
+IMPORT_COLUMNS = (
+    "phone",
+    "name",
+    "language",
+    "timezone",
+    "birthday_month",
+    "birthday_day",
+    "birthday_year",
+    "attributes",
+    "tags",
+    "opt_in_status",
+    "opt_in_source",
+    "opted_in_at",
+    "opted_out_at",
+)
+# What an import reads back from the stored contacts it merges into.
+_MERGED_COLUMNS = ("id", *IMPORT_COLUMNS)
+
+# Per transaction (dropped at commit or rollback) and per connection, so concurrent imports never
+# see each other's rows.
+_CREATE_IMPORT_TABLE = """
+    CREATE TEMPORARY TABLE IF NOT EXISTS contact_import_rows (
+        phone text NOT NULL, name text NOT NULL, language text, timezone text,
+        birthday_month int, birthday_day int, birthday_year int,
+        attributes jsonb NOT NULL, tags varchar(64)[] NOT NULL,
+        opt_in_status text NOT NULL, opt_in_source text,
+        opted_in_at timestamptz, opted_out_at timestamptz
+    ) ON COMMIT DROP
+"""
+_COPY_IMPORT_ROWS = f"COPY contact_import_rows ({', '.join(IMPORT_COLUMNS)}) FROM STDIN"
+# Built from the constant column list above, never from input.
+_LOCK_BY_PHONES = f"""
+    SELECT {", ".join(_MERGED_COLUMNS)} FROM contacts
+    WHERE phone = ANY(%s::text[]) ORDER BY phone FOR UPDATE
+"""  # noqa: S608
+_UPSERT_IMPORT_ROWS = f"""
+    INSERT INTO contacts (id, {", ".join(IMPORT_COLUMNS)}, created_at, updated_at)
+    SELECT gen_random_uuid(), {", ".join(IMPORT_COLUMNS)}, %(now)s, %(now)s FROM contact_import_rows
+    ON CONFLICT (phone) DO UPDATE SET
+        {", ".join(f"{name} = EXCLUDED.{name}" for name in IMPORT_COLUMNS[1:])},
+        updated_at = EXCLUDED.updated_at
+    RETURNING id, phone, (xmax = 0) AS inserted
+"""  # noqa: S608
+
+
+async def _driver(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    # The psycopg connection under the session, inside the session's transaction: COPY has no
+    # SQLAlchemy API, and 5,000-row results skip SQLAlchemy's row processing.
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+
+
+async def lock_by_phones(session: AsyncSession, phones: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The stored contacts among these E.164 phones (IMPORT_COLUMNS and id), locked until commit
+    (imports merge into them)."""
     if not phones:
         return {}
-    statement = select(table).where(c.phone == func.any(list(phones))).order_by(c.phone).with_for_update()
-    return {row.phone: row for row in (await session.execute(statement)).all()}
+    driver = await _driver(session)
+    # E.164 needs no quoting inside an array literal; one text parameter instead of a list to adapt.
+    literal = "{" + ",".join(phones) + "}"
+    async with driver.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(_LOCK_BY_PHONES, (literal,))
+        return {row["phone"]: row for row in await cursor.fetchall()}
 
 
-_UPSERT = text(
-    """
-    INSERT INTO contacts (id, phone, name, language, timezone, birthday_month, birthday_day,
-                          birthday_year, attributes, tags, opt_in_status, opt_in_source,
-                          opted_in_at, opted_out_at, created_at, updated_at)
-    SELECT u.id, u.phone, u.name, u.language, u.timezone, u.birthday_month, u.birthday_day,
-           u.birthday_year, u.attributes::jsonb,
-           ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb))::varchar(64)[],
-           u.opt_in_status, u.opt_in_source, u.opted_in_at, u.opted_out_at, :now, :now
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:phones AS text[]), CAST(:names AS text[]),
-                CAST(:languages AS text[]), CAST(:timezones AS text[]),
-                CAST(:months AS int[]), CAST(:days AS int[]), CAST(:years AS int[]),
-                CAST(:attributes AS text[]), CAST(:tags AS text[]), CAST(:statuses AS text[]),
-                CAST(:sources AS text[]), CAST(:opted_in AS timestamptz[]),
-                CAST(:opted_out AS timestamptz[]))
-         AS u(id, phone, name, language, timezone, birthday_month, birthday_day, birthday_year,
-              attributes, tags, opt_in_status, opt_in_source, opted_in_at, opted_out_at)
-    ON CONFLICT (phone) DO UPDATE SET
-        name = EXCLUDED.name, language = EXCLUDED.language, timezone = EXCLUDED.timezone,
-        birthday_month = EXCLUDED.birthday_month, birthday_day = EXCLUDED.birthday_day,
-        birthday_year = EXCLUDED.birthday_year, attributes = EXCLUDED.attributes,
-        tags = EXCLUDED.tags, opt_in_status = EXCLUDED.opt_in_status,
-        opt_in_source = EXCLUDED.opt_in_source, opted_in_at = EXCLUDED.opted_in_at,
-        opted_out_at = EXCLUDED.opted_out_at, updated_at = EXCLUDED.updated_at
-    RETURNING id, phone, (xmax = 0) AS inserted
-    """
-)
-
-
-async def upsert_many(session: AsyncSession, rows: Sequence[dict[str, Any]], now: datetime) -> list[Row[Any]]:
-    """Insert or update complete contact rows in one statement (arrays unnested server-side, so
-    the statement text and its parse cost do not grow with the batch). Returns (id, phone, inserted)."""
-    if not rows:
-        return []
-    params: dict[str, Any] = {
-        "now": now,
-        "ids": [row["id"] for row in rows],
-        "phones": [row["phone"] for row in rows],
-        "names": [row["name"] for row in rows],
-        "languages": [row["language"] for row in rows],
-        "timezones": [row["timezone"] for row in rows],
-        "months": [row["birthday_month"] for row in rows],
-        "days": [row["birthday_day"] for row in rows],
-        "years": [row["birthday_year"] for row in rows],
-        "attributes": [orjson.dumps(row["attributes"]).decode() for row in rows],
-        "tags": [orjson.dumps(row["tags"]).decode() for row in rows],
-        "statuses": [row["opt_in_status"] for row in rows],
-        "sources": [row["opt_in_source"] for row in rows],
-        "opted_in": [row["opted_in_at"] for row in rows],
-        "opted_out": [row["opted_out_at"] for row in rows],
-    }
-    return list((await session.execute(_UPSERT, params)).all())
+async def upsert_import_rows(session: AsyncSession, copy_text: str, now: datetime) -> list[tuple[uuid.UUID, str, bool]]:
+    """Insert or update contacts from COPY text lines (tab-separated IMPORT_COLUMNS, unique phones):
+    COPY into a temporary table, then one `INSERT ... SELECT ... ON CONFLICT (phone) DO UPDATE`.
+    Returns (id, phone, inserted) per row."""
+    driver = await _driver(session)
+    async with driver.cursor() as cursor:
+        await cursor.execute(_CREATE_IMPORT_TABLE)
+        await cursor.execute("TRUNCATE contact_import_rows")
+        async with cursor.copy(_COPY_IMPORT_ROWS) as copy:
+            await copy.write(copy_text.encode())
+        await cursor.execute(_UPSERT_IMPORT_ROWS, {"now": now})
+        return await cursor.fetchall()
 
 
 def to_dict(row: Row[Any]) -> dict[str, Any]:

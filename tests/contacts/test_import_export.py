@@ -232,3 +232,61 @@ async def test_export_applies_list_filters(api: httpx.AsyncClient, operator: Tes
     export = await api.get("/api/v1/contacts/export", params={"tag": "vip"}, headers=operator.headers)
     phones = [row["phone"] for row in csv.DictReader(io.StringIO(export.text))]
     assert phones == ["+14155550101"]
+
+
+def _file_with_bad_rows(count: int) -> tuple[bytes, set[str], set[tuple[int, str]]]:
+    """`count` data rows, a few of them bad in one field each; returns the file, the phones of the
+    good rows, and the (line, field) of each bad one."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["phone", "name", "timezone", "birthday", "tags", "opt_in", "attr.city"])
+    good: set[str] = set()
+    bad: set[tuple[int, str]] = set()
+    for index in range(count):
+        line = index + 2  # the header is line 1
+        phone = f"+1212{200 + index // 10_000}{index % 10_000:04d}"
+        row = [phone, f"Person {index}", "Europe/Lisbon", "05-17", "vip;batch", "yes", "Porto"]
+        if index % 997 == 3:
+            row[0] = f"12-{index}"
+            bad.add((line, "phone"))
+        elif index % 1009 == 5:
+            row[2] = "Mars/Olympus"
+            bad.add((line, "timezone"))
+        elif index % 1013 == 7:
+            row[3] = "02-30"
+            bad.add((line, "birthday"))
+        elif index % 1019 == 11:
+            row[5] = "perhaps"
+            bad.add((line, "opt_in"))
+        else:
+            good.add(phone)
+        writer.writerow(row)
+    return out.getvalue().encode(), good, bad
+
+
+async def test_large_import_stores_exactly_the_good_rows_and_reports_exactly_the_bad_ones(
+    api: httpx.AsyncClient, operator: TestUser, database_url: str
+) -> None:
+    content, good, bad = _file_with_bad_rows(20_000)
+    response = await api.post(IMPORT, files=_upload(content), headers=operator.headers)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["created"], report["updated"], report["failed"]) == (len(good), 0, len(bad))
+    assert {(error["row"], error["field"]) for error in report["errors"]} == bad
+    assert not report["errors_truncated"]
+    stored = _stored(database_url)
+    assert set(stored) == good
+    assert stored[min(good)] == ("Person 0", "Europe/Lisbon", 5, 17, None, ["vip", "batch"], {"city": "Porto"}, "opted_in")
+
+
+async def test_import_stores_tabs_backslashes_quotes_and_newlines_verbatim(
+    api: httpx.AsyncClient, operator: TestUser, database_url: str
+) -> None:
+    name = 'Tab\there, back\\slash, "quoted"\nand a new line'
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(["phone", "name", "tags", "attr.note"])
+    csv.writer(out, lineterminator="\n").writerow(["+14155550101", name, 'a"b;c\\d;{e,f}', "\\N\t{}"])
+    report = (await api.post(IMPORT, files=_upload(out.getvalue().encode()), headers=operator.headers)).json()
+    assert report["failed"] == 0, report
+    stored = _stored(database_url)["+14155550101"]
+    assert (stored[0], stored[5], stored[6]) == (name, ['a"b', "c\\d", "{e,f}"], {"note": "\\N\t{}"})
