@@ -12,8 +12,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from herald.contracts import Queue
 
+from herald.contracts import Queue
 from tests.packaging.conftest import (
     CHART,
     DEV_VALUES,
