@@ -121,6 +121,25 @@ class Settings(BaseSettings):
     # Text sent back after a keyword opt-out; empty sends nothing.
     opt_out_confirmation: str = Field("", validation_alias="HERALD_OPT_OUT_CONFIRMATION", max_length=4096)
 
+    # Automations. Outbound webhook actions may call loopback/private addresses only when allowed
+    # (local development and tests); otherwise they are refused at definition and at call time.
+    automation_webhook_allow_private: bool = Field(False, validation_alias="HERALD_AUTOMATION_WEBHOOK_ALLOW_PRIVATE")
+    automation_webhook_max_response_bytes: int = Field(
+        65_536, validation_alias="HERALD_AUTOMATION_WEBHOOK_MAX_RESPONSE_BYTES", ge=1024
+    )
+    # Contacts per page when the tick streams due contacts and inserts their runs.
+    automation_tick_batch_size: int = Field(
+        1000, validation_alias="HERALD_AUTOMATION_TICK_BATCH_SIZE", ge=10, le=10_000
+    )
+    # How late a cron-scheduled automation may still fire a missed slot.
+    automation_schedule_catch_up_minutes: int = Field(
+        60, validation_alias="HERALD_AUTOMATION_SCHEDULE_CATCH_UP_MINUTES", ge=1, le=1440
+    )
+    # Replies count toward performance when they arrive this long after an automation message.
+    automation_reply_window_hours: int = Field(
+        24, validation_alias="HERALD_AUTOMATION_REPLY_WINDOW_HOURS", ge=1, le=720
+    )
+
     # Retention (days; 0 keeps forever). Messages and contacts are kept unless told otherwise.
     retention_logs_days: int = Field(90, validation_alias="HERALD_RETENTION_LOGS_DAYS", ge=0)
     retention_webhook_events_days: int = Field(14, validation_alias="HERALD_RETENTION_WEBHOOK_EVENTS_DAYS", ge=0)

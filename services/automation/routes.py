@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Response, status
 
 from herald.api import SessionDep
 from herald.auth import Operator, Viewer
-from herald.automation.settings import get_automation_settings
 from herald.models import RunStatus, TriggerType
+from herald.settings import get_settings
 from services.automation import schemas, service
 
 automations = APIRouter(prefix="/api/v1/automations", tags=["automations"])
@@ -121,7 +121,7 @@ async def automation_performance(
 ) -> schemas.Performance:
     """Triggered, sent, delivered, read, replied, failed and opted out after, with rates."""
     automation = await service.get_automation(session, automation_id)
-    window = reply_window_hours or get_automation_settings().reply_window_hours
+    window = reply_window_hours or get_settings().automation_reply_window_hours
     return await service.performance(session, automation, start, end, window)
 
 

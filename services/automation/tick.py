@@ -42,7 +42,6 @@ from herald.automation.local_time import (
     month_days_on,
     occurrence_in_year,
 )
-from herald.automation.settings import get_automation_settings
 from herald.clock import utcnow
 from herald.contracts import RUN_AUTOMATION_STEP, RunAutomationStep
 from herald.models import Automation, AutomationRun, Contact, Log, RunStatus, TriggerType
@@ -135,7 +134,7 @@ def _birthdays(automation: Row[Any], trigger: BirthdayTrigger, now: datetime, re
     if not pairs:
         return
     default_zone = get_settings().default_timezone
-    batch = get_automation_settings().tick_batch_size
+    batch = get_settings().automation_tick_batch_size
     statement = select(Contact.id, Contact.timezone, Contact.birthday_month, Contact.birthday_day).where(  # type: ignore[call-overload]
         Contact.birthday_month.is_not(None),  # type: ignore[union-attr]
         tuple_(Contact.birthday_month, Contact.birthday_day).in_(pairs),
@@ -175,7 +174,7 @@ def _date_fields(automation: Row[Any], trigger: DateFieldTrigger, now: datetime,
     if not probes:
         return
     default_zone = get_settings().default_timezone
-    batch = get_automation_settings().tick_batch_size
+    batch = get_settings().automation_tick_batch_size
     statement = text(
         "SELECT id, timezone, attributes ->> :attribute FROM contacts WHERE attributes @> ANY(CAST(:probes AS jsonb[]))"
     )
@@ -247,8 +246,8 @@ def schedule_tick(now: datetime | None = None) -> TickReport:
     now = now or utcnow()
     started = time.perf_counter()
     report = TickReport(tick="schedule", now=now)
-    catch_up = timedelta(minutes=get_automation_settings().schedule_catch_up_minutes)
-    batch = get_automation_settings().tick_batch_size
+    catch_up = timedelta(minutes=get_settings().automation_schedule_catch_up_minutes)
+    batch = get_settings().automation_tick_batch_size
     with db.sync_session_scope() as session:
         automations = _enabled_automations(session, (TriggerType.SCHEDULE,))
     report.automations = len(automations)

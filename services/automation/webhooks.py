@@ -20,7 +20,6 @@ import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from herald.automation.definitions import WebhookAction, check_webhook_url, is_private_address
-from herald.automation.settings import get_automation_settings
 from herald.settings import get_settings
 
 USER_AGENT = "Herald-Automation/1"
@@ -64,7 +63,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 async def check_resolved_host(url: str) -> None:
     """Refuse a URL whose host resolves to a private address (unless allowed); a name that does
     not resolve is left to the call."""
-    allow_private = get_automation_settings().webhook_allow_private
+    allow_private = get_settings().automation_webhook_allow_private
     try:
         host = check_webhook_url(url, allow_private)
     except ValueError as exc:
@@ -83,7 +82,7 @@ async def check_resolved_host(url: str) -> None:
 async def _post_once(
     client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], deadline_seconds: float
 ) -> tuple[int, int]:
-    cap = get_automation_settings().webhook_max_response_bytes
+    cap = get_settings().automation_webhook_max_response_bytes
     try:
         # httpx's timeout bounds each read, not the call: a receiver dripping one byte at a time
         # would hold the worker thread forever, so the whole exchange gets one deadline.

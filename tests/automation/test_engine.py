@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from herald import clock, queue
-from herald.automation.settings import get_automation_settings
 from herald.contacts_events import emit_contact_event
 from herald.contracts import INBOUND_MESSAGE, MESSAGE_STATUS, InboundMessageEvent, MessageStatusEvent
+from herald.settings import get_settings
 from services.automation.tick import resume_due_waits
 from services.automation.webhooks import webhook_secret
 from tests.automation.conftest import AutomationWorker
@@ -257,11 +257,11 @@ def test_edit_does_not_disturb_a_run_in_flight(database_url: str, automation_wor
 @pytest.fixture
 def receiver(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("HERALD_AUTOMATION_WEBHOOK_ALLOW_PRIVATE", "true")
-    get_automation_settings.cache_clear()
+    get_settings.cache_clear()
     server = WebhookReceiver().start()
     yield server
     server.stop()
-    get_automation_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 def test_webhook_action_posts_a_signed_body_and_retries(
@@ -299,7 +299,7 @@ def test_webhook_to_a_private_address_is_refused_at_call_time(
         {"trigger": {"type": "contact_created"}, "actions": [{"type": "webhook", "url": receiver.url}]},
     )
     monkeypatch.setenv("HERALD_AUTOMATION_WEBHOOK_ALLOW_PRIVATE", "false")
-    get_automation_settings.cache_clear()
+    get_settings.cache_clear()
     emit_contact_event("created", make_contact(database_url))
     run = wait_until(lambda: _status_is(database_url, automation_id, "failed"), timeout=20)
     assert run["steps"][-1]["reason"] == "address_refused"

@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from herald.automation.definitions import WebhookAction
-from herald.automation.settings import get_automation_settings
 
+from herald.automation.definitions import WebhookAction
+from herald.settings import get_settings
 from services.automation.webhooks import WebhookFailed, call_webhook
 
 pytestmark = pytest.mark.usefixtures("dispose_engines")
@@ -24,9 +24,9 @@ HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: clo
 def private_addresses_allowed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The receivers below listen on loopback, which production refuses; allow it for these tests."""
     monkeypatch.setenv("HERALD_AUTOMATION_WEBHOOK_ALLOW_PRIVATE", "true")
-    get_automation_settings.cache_clear()
+    get_settings.cache_clear()
     yield
-    get_automation_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 def _serve(handler: Callable[[socket.socket], None]) -> Iterator[str]:
@@ -131,5 +131,5 @@ async def test_huge_answer_is_read_only_up_to_the_cap(private_addresses_allowed:
     started = time.monotonic()
     result = await _call(_action(flooding_receiver, timeout=5.0))
     assert result.status_code == 200
-    assert result.response_bytes <= get_automation_settings().webhook_max_response_bytes
+    assert result.response_bytes <= get_settings().automation_webhook_max_response_bytes
     assert time.monotonic() - started < 5

@@ -28,9 +28,9 @@ from pydantic import (
 )
 
 from herald.automation.keywords import MAX_PATTERN_LENGTH, compile_pattern
-from herald.automation.settings import get_automation_settings
 from herald.errors import ValidationFailed
 from herald.messaging.content import HeaderMedia
+from herald.settings import get_settings
 
 NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$"
 TagName = Annotated[str, Field(min_length=1, max_length=64)]
@@ -363,7 +363,7 @@ class WebhookAction(_Model):
     def _public_http_url(cls, value: str, info: ValidationInfo) -> str:
         # Stored definitions were checked when saved; the address is checked again at call time.
         stored = bool(info.context and info.context.get("stored"))
-        check_webhook_url(value, stored or get_automation_settings().webhook_allow_private)
+        check_webhook_url(value, stored or get_settings().automation_webhook_allow_private)
         return value
 
 
