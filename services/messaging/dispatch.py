@@ -234,7 +234,15 @@ class Dispatcher:
         pending = rows
         waited = 0.0
         while pending:
-            grant = await self.bucket.take(len(pending))
+            try:
+                grant = await self.bucket.take(len(pending))
+            except Exception:
+                # The bucket's Redis failed mid-batch. Sends already started must still be written
+                # back (a row left `sending` would be sent again by the recovery job); the rest
+                # goes back to `queued` untouched by Meta.
+                log.warning("token_bucket_unavailable", started=len(tasks), returned=len(pending), exc_info=True)
+                done = list(await asyncio.gather(*tasks))
+                return done + [Outcome(row.id, "retry", delay=backoff_seconds(row.attempts)) for row in pending]
             for row in pending[: grant.granted]:
                 tasks.append(asyncio.create_task(self._send_one(row)))
             pending = pending[grant.granted :]
