@@ -8,12 +8,14 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+
 from herald.db import session_scope
 from herald.messaging.content import TemplateContent, TextContent
 from herald.messaging.outbound import enqueue_send, queue_message
 from herald.messaging.templates import sync_templates
 from herald.models import Contact
-
+from services.messaging.schemas import BroadcastIn, BroadcastTemplate
+from services.messaging.service import create_broadcast
 from tests.fixtures.simulator import SimulatorHandle, start_simulator, wait_until
 from tests.messaging.factories import make_contact
 from tests.messaging.workers import WorkerHandle, seed_contacts, start_worker, status_counts
@@ -119,18 +121,19 @@ async def test_broadcast_of_1000_at_80_per_second_reaches_everyone_once_without_
     simulator = start_simulator(throughput_per_second=80, pair_limit_enabled="false")
     try:
         await _sync(simulator)
-        contact_ids = seed_contacts(database_url, 1000)
+        seed_contacts(database_url, 1000)
         async with session_scope() as session:
-            contacts = [await session.get(Contact, cid) for cid in contact_ids]
-            message_ids = []
-            for contact in contacts:
-                assert contact is not None
-                message = await queue_message(session, contact=contact, content=HELLO, enqueue=False)
-                message_ids.append(message.id)
-            enqueue_send(message_ids)
+            # The broadcast path: one bulk insert per 1,000 recipients, jobs of 100 ids after commit.
+            broadcast = await create_broadcast(
+                session, BroadcastIn(template=BroadcastTemplate(name="hello_world", language="en_US")), None
+            )
+        assert getattr(broadcast, "audience_count", None) == 1000
         workers.append(start_worker(simulator, WHATSAPP_THROUGHPUT_PER_SECOND=80, HERALD_WORKER_THREADS=8))
         workers.append(start_worker(simulator, WHATSAPP_THROUGHPUT_PER_SECOND=80, HERALD_WORKER_THREADS=8))
-        wait_until(lambda: status_counts(database_url).get("sent") == 1000, timeout=120, interval=0.5)
+        try:
+            wait_until(lambda: status_counts(database_url).get("sent") == 1000, timeout=180, interval=0.5)
+        except AssertionError:
+            raise AssertionError(f"{status_counts(database_url)} {simulator.stats()}") from None
         sent = _sent_ids(simulator)
         assert len(sent) == 1000 and set(sent.values()) == {1}
         stats = simulator.stats()

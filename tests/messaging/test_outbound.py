@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
+
 from herald.db import session_scope
 from herald.messaging.content import ButtonParameter, TemplateContent, TextContent
 from herald.messaging.errors import (
@@ -14,8 +16,6 @@ from herald.messaging.errors import (
 )
 from herald.messaging.outbound import queue_message
 from herald.models import Message, MessageStatusEvent
-from sqlalchemy import func, select
-
 from tests.messaging.factories import NAMED_TEMPLATE, SALE_TEMPLATE, make_contact, make_template
 
 pytestmark = pytest.mark.usefixtures("dispose_engines")

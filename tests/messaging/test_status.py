@@ -6,14 +6,14 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
+
 from herald.clock import utcnow
 from herald.db import session_scope
 from herald.messaging.content import TextContent
 from herald.messaging.outbound import queue_message
 from herald.messaging.status import MessageNotFound, apply_status
 from herald.models import Message, MessageStatusEvent
-from sqlalchemy import select
-
 from tests.messaging.factories import make_contact
 
 pytestmark = pytest.mark.usefixtures("dispose_engines")

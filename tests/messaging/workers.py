@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from herald.clock import utcnow
 
+from herald.clock import utcnow
 from tests.fixtures.simulator import REPO_ROOT, SimulatorHandle
 
 
