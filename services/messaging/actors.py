@@ -13,10 +13,10 @@ from typing import Any
 
 import dramatiq
 import structlog
+
 from herald import contracts
 from herald.messaging.relay import relay_unhanded_messages
 from herald.queue import actor, add_middleware
-
 from services.messaging.dispatch import Dispatcher
 
 log = structlog.get_logger("herald.messaging.actors")

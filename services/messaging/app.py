@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from herald.api import create_service_app
 
+from herald.api import create_service_app
 from services.messaging.analytics_routes import router as analytics_router
 from services.messaging.routes import routers
 

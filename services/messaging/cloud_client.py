@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+
 from herald.settings import Settings
 from herald.whatsapp import CloudAPIClient, CloudAPITransportError, SendResult, error_from_response
 

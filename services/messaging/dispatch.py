@@ -24,6 +24,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from herald import contracts, queue
 from herald.clock import utcnow
 from herald.db import session_scope
@@ -32,9 +35,6 @@ from herald.models import MessageCategory, OptInStatus
 from herald.observability import metrics
 from herald.settings import get_settings
 from herald.whatsapp import CloudAPIClient, CloudAPIError, RetryPolicy
-from sqlalchemy import text
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from services.messaging.cloud_client import PooledCloudAPIClient
 from services.messaging.throttle import TokenBucket
 

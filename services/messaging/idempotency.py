@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from herald.auth import Principal
-from herald.messaging.errors import IdempotencyKeyReused, InvalidIdempotencyKey
-from herald.models import IdempotencyKey
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from herald.auth import Principal
+from herald.messaging.errors import IdempotencyKeyReused, InvalidIdempotencyKey
+from herald.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

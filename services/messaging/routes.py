@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import ORJSONResponse
+from sqlalchemy import select
+
 from herald.api import SessionDep
 from herald.auth import Admin, Operator, Principal, Viewer
 from herald.clock import utcnow
@@ -16,8 +18,6 @@ from herald.messaging.templates import sync_templates
 from herald.models import Direction, MessageStatus, MessageTemplate, TemplateStatus
 from herald.settings import get_settings
 from herald.whatsapp import CloudAPIClient, CloudAPIError
-from sqlalchemy import select
-
 from services.messaging import idempotency, service
 from services.messaging.schemas import (
     BroadcastDryRun,

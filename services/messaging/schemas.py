@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from herald.messaging.content import ButtonParameter, HeaderMedia, OutboundContent, TemplateValues
 from herald.models import MessageCategory
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _In(BaseModel):

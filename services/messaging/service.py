@@ -11,6 +11,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from herald.clock import utcnow
 from herald.errors import NotFound, ValidationFailed
 from herald.messaging.content import TemplateContent
@@ -26,10 +30,6 @@ from herald.messaging.outbound import (
 from herald.messaging.templates import find_template
 from herald.models import Broadcast, Contact, Message, MessageCategory, MessageStatusEvent, OptInStatus
 from herald.observability.logging import mask_phone
-from sqlalchemy import func, select, tuple_
-from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from services.messaging.schemas import (
     BroadcastDryRun,
     BroadcastIn,
