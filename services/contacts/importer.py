@@ -138,36 +138,80 @@ def _unquote_formula(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """Where each known column sits in a CSV row (None: the file has no such column)."""
+
+    width: int
+    phone: int
+    name: int | None
+    language: int | None
+    timezone: int | None
+    birthday: int | None
+    tags: int | None
+    opt_in: int | None
+    attributes: tuple[tuple[str, int], ...]  # (attribute name, index)
+
+    @classmethod
+    def of(cls, columns: list[str]) -> _Layout:
+        where = {name: index for index, name in enumerate(columns)}
+        return cls(
+            width=len(columns),
+            phone=where["phone"],
+            name=where.get("name"),
+            language=where.get("language"),
+            timezone=where.get("timezone"),
+            birthday=where.get("birthday"),
+            tags=where.get("tags"),
+            opt_in=where.get("opt_in"),
+            attributes=tuple(
+                (name[len(ATTRIBUTE_PREFIX) :], index)
+                for index, name in enumerate(columns)
+                if name.lower().startswith(ATTRIBUTE_PREFIX)
+            ),
+        )
+
+
+def _cell(cells: list[str], index: int | None) -> str:
+    # A short row leaves its missing cells empty, as csv.DictReader would.
+    if index is None or index >= len(cells):
+        return ""
+    return cells[index].strip()
+
+
 def _parse_row(
-    line: int, record: dict[str, str], attribute_columns: list[str], default_region: str | None
+    line: int, cells: list[str], layout: _Layout, default_region: str | None
 ) -> ParsedRow | list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     phone = ""
     try:
-        phone = normalize_phone(record.get("phone") or "", default_region)
+        phone = normalize_phone(_cell(cells, layout.phone), default_region)
     except HeraldError as exc:
         problems.append(("phone", exc.detail))
     values: dict[str, Any] = {}
-    name = _unquote_formula((record.get("name") or "").strip())
+    name = _unquote_formula(_cell(cells, layout.name))
     if name:
         if len(name) > MAX_NAME_LENGTH:
             problems.append(("name", f"name is at most {MAX_NAME_LENGTH} characters"))
         values["name"] = name
-    for column, parse in (("language", parse_language), ("timezone", parse_timezone)):
-        cell = (record.get(column) or "").strip()
+    for column, index, parse in (
+        ("language", layout.language, parse_language),
+        ("timezone", layout.timezone, parse_timezone),
+    ):
+        cell = _cell(cells, index)
         if cell:
             try:
                 values[column] = parse(cell)
             except ValueError as exc:
                 problems.append((column, str(exc)))
-    birthday = (record.get("birthday") or "").strip()
+    birthday = _cell(cells, layout.birthday)
     if birthday:
         try:
             month, day, year = parse_birthday(birthday)
             values.update(birthday_month=month, birthday_day=day, birthday_year=year)
         except ValueError as exc:
             problems.append(("birthday", str(exc)))
-    opt_in = (record.get("opt_in") or "").strip().lower()
+    opt_in = _cell(cells, layout.opt_in).lower()
     if opt_in:
         status = OPT_IN_VALUES.get(opt_in)
         if status is None:
@@ -175,18 +219,18 @@ def _parse_row(
         else:
             values["opt_in_status"] = status
     tags = None
-    cell = _unquote_formula((record.get("tags") or "").strip())
+    cell = _unquote_formula(_cell(cells, layout.tags))
     if cell:
         try:
             tags = normalize_tags([part for part in cell.replace("|", ";").split(";") if part.strip()])
         except ValueError as exc:
             problems.append(("tags", str(exc)))
     attributes = {}
-    for column in attribute_columns:
-        value = _unquote_formula((record.get(column) or "").strip())
+    for attribute, index in layout.attributes:
+        value = _unquote_formula(_cell(cells, index))
         if value:
-            attributes[column[len(ATTRIBUTE_PREFIX) :]] = value
-    if None in record:
+            attributes[attribute] = value
+    if len(cells) > layout.width:
         problems.append(("row", "the row has more cells than the header has columns"))
     if problems:
         return problems
@@ -286,25 +330,65 @@ class ImportEvents:
         publish_contact_events(self.changes)
 
 
+def _new_contact_line(row: ParsedRow, now_text: str) -> str:
+    """The COPY line of a contact first seen in this row: `_copy_line(_merge(_blank(phone), row))`
+    without the intermediate dicts (most imported rows are new)."""
+    values = row.values
+    status = values.get("opt_in_status")
+    if status is None or status is OptInStatus.UNKNOWN:
+        status_cells = f"{OptInStatus.UNKNOWN.value}\t{_COPY_NULL}\t{_COPY_NULL}\t{_COPY_NULL}"
+    elif status is OptInStatus.OPTED_IN:
+        status_cells = f"{status.value}\t{IMPORT_SOURCE}\t{now_text}\t{_COPY_NULL}"
+    else:
+        status_cells = f"{status.value}\t{IMPORT_SOURCE}\t{_COPY_NULL}\t{now_text}"
+    return "\t".join(
+        (
+            row.phone,
+            _copy_text(values.get("name", "")),
+            _copy_text(values.get("language")),
+            _copy_text(values.get("timezone")),
+            _copy_number(values.get("birthday_month")),
+            _copy_number(values.get("birthday_day")),
+            _copy_number(values.get("birthday_year")),
+            _copy_text(orjson.dumps(row.attributes).decode()) if row.attributes else "{}",
+            _copy_text(_array_literal(row.tags)) if row.tags else "{}",
+            status_cells,
+        )
+    ) + "\n"
+
+
 async def _write_chunk(session: AsyncSession, rows: list[ParsedRow], totals: _Totals, events: ImportEvents) -> None:
     now = utcnow()
     before = await repository.lock_by_phones(session, sorted({row.phone for row in rows}))
-    merged: dict[str, dict[str, Any]] = {}
+    # A phone new to the database and seen once so far stays a ParsedRow (written straight to a
+    # COPY line); stored contacts and repeated phones are merged into complete rows.
+    merged: dict[str, dict[str, Any] | ParsedRow] = {}
     for row in rows:
         target = merged.get(row.phone)
         if target is None:
             existing = before.get(row.phone)
             if existing is None:
-                target = _blank(row.phone)
+                merged[row.phone] = row
                 totals.created += 1
-            else:
-                target = {**existing, "tags": list(existing["tags"]), "attributes": dict(existing["attributes"])}
-                totals.updated += 1
+                continue
+            target = {**existing, "tags": list(existing["tags"]), "attributes": dict(existing["attributes"])}
+            totals.updated += 1
             merged[row.phone] = target
         else:
             totals.updated += 1  # the phone appeared earlier in this chunk
+            if isinstance(target, ParsedRow):
+                first = target
+                target = _blank(first.phone)
+                _merge(target, first, now)
+                merged[row.phone] = target
         _merge(target, row, now)
-    copy_text = "".join([_copy_line(target) for target in merged.values()])
+    now_text = now.isoformat()
+    copy_text = "".join(
+        [
+            _new_contact_line(target, now_text) if isinstance(target, ParsedRow) else _copy_line(target)
+            for target in merged.values()
+        ]
+    )
     results = await repository.upsert_import_rows(session, copy_text, now)
     for contact_id, phone, inserted in results:
         if inserted:
@@ -317,6 +401,7 @@ async def _write_chunk(session: AsyncSession, rows: list[ParsedRow], totals: _To
             totals.updated += 1
             continue
         new = merged[phone]
+        assert isinstance(new, dict)  # stored before this chunk, so merged into a complete row
         for kind_, data in change_events(list(old["tags"]), new["tags"], dict(old["attributes"]), new["attributes"]):
             events.changes.append(build_contact_event(kind_, contact_id, data))
         if new["opt_in_status"] != old["opt_in_status"] and new["opt_in_status"] != OptInStatus.UNKNOWN.value:
@@ -345,9 +430,9 @@ async def import_contacts(
     when the file as a whole cannot be read; the caller's transaction then rolls back so
     nothing is half-imported.
     """
-    reader = csv.DictReader(_text_lines(raw))
+    reader = csv.reader(_text_lines(raw))
     try:
-        header = reader.fieldnames
+        header = next(reader, None)
     except csv.Error as exc:
         raise CsvRejected.on_field("file", f"malformed CSV header: {exc}", code="malformed_csv") from exc
     if not header:
@@ -358,31 +443,29 @@ async def import_contacts(
     ]
     if "phone" not in columns:
         raise CsvRejected.on_field("phone", "the CSV has no phone column", code="missing_phone_column")
-    attribute_columns = []
     for name in columns:
         if name.lower().startswith(ATTRIBUTE_PREFIX):
             try:
                 check_attribute_name(name[len(ATTRIBUTE_PREFIX) :])
             except ValueError as exc:
                 raise CsvRejected.on_field(name, str(exc), code="bad_attribute_column") from exc
-            attribute_columns.append(name)
         elif name not in KNOWN_COLUMNS:
             raise CsvRejected.on_field(name or "file", f"unknown column {name!r}", code="unknown_column")
     if len(set(columns)) != len(columns):
         raise CsvRejected.on_field("file", "a column appears twice in the header", code="duplicate_column")
-    reader.fieldnames = columns
+    layout = _Layout.of(columns)
+    width = layout.width
     totals = _Totals()
-    records = iter(reader)
 
     def read_chunk() -> tuple[list[ParsedRow], list[tuple[int, list[tuple[str, str]]]], bool]:
         """The next CHUNK_ROWS valid rows, the failures met on the way, and whether the file ended."""
         rows: list[ParsedRow] = []
         failures: list[tuple[int, list[tuple[str, str]]]] = []
         try:
-            for record in records:
-                if not any((value or "").strip() for key, value in record.items() if key is not None):
-                    continue  # blank line
-                parsed = _parse_row(reader.line_num, record, attribute_columns, region)
+            for cells in reader:
+                if not "".join(cells[:width]).strip():
+                    continue  # blank line (cells past the header's width do not count)
+                parsed = _parse_row(reader.line_num, cells, layout, region)
                 if isinstance(parsed, list):
                     failures.append((reader.line_num, parsed))
                     continue
