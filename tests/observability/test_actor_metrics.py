@@ -5,10 +5,10 @@ from __future__ import annotations
 import dramatiq
 import orjson
 import redis
+
 from herald.contracts import Contract, Queue
 from herald.observability import metrics
 from herald.queue import actor, enqueue, get_broker
-
 from tests.observability.worker_contracts import Work
 
 FLAKY = Contract("observability_test.flaky", Queue.ANALYTICS, Work)

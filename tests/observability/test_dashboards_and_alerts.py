@@ -14,11 +14,12 @@ import promql_parser
 import pytest
 import redis
 import yaml
+from prometheus_client import CollectorRegistry, Metric, generate_latest
+from sqlalchemy import text
+
 from herald.jobs.registry import JOBS
 from herald.observability import metrics
 from herald.observability.collectors import ContactsCollector, JobsCollector, QueueStateCollector
-from prometheus_client import CollectorRegistry, Metric, generate_latest
-from sqlalchemy import text
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "herald"
 DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 from fastapi import APIRouter
+
 from herald.api import create_service_app
 from herald.errors import NotFound
-
 from tests.observability.promtext import label_values, value
 
 router = APIRouter()

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import structlog
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from herald.observability import tracing
 from herald.observability.logging import configure_logging, mask_phone
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import time
 
 import dramatiq
 import redis
-from herald.observability.collectors import QueueStateCollector
-from herald.queue import build_message, enqueue, get_broker
 from prometheus_client import CollectorRegistry, generate_latest
 
+from herald.observability.collectors import QueueStateCollector
+from herald.queue import build_message, enqueue, get_broker
 from tests.observability.promtext import value
 from tests.observability.worker_contracts import TRACKED, Work
 
@@ -83,3 +83,20 @@ def test_unreachable_redis_exports_nothing_instead_of_failing() -> None:
     registry.register(QueueStateCollector(client, ["messages"]))
 
     assert "herald_queue_depth" not in generate_latest(registry).decode()
+
+
+def test_cleaning_keeps_live_runs_and_removes_finished_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from herald.observability.multiprocess import clean_other_runs, run_dir_for_parent
+
+    ours = run_dir_for_parent(tmp_path, os.getpid())
+    live_neighbour = run_dir_for_parent(tmp_path, os.getppid())
+    finished = tmp_path / "999999999-12345"
+    for directory in (ours, live_neighbour, finished):
+        directory.mkdir()
+
+    clean_other_runs(tmp_path, keep=ours)
+
+    assert ours.exists() and live_neighbour.exists()
+    assert not finished.exists()

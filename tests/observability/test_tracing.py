@@ -8,14 +8,14 @@ import dramatiq
 import httpx
 import pytest
 from fastapi import APIRouter
-from herald.api import SessionDep, create_service_app
-from herald.contracts import Contract, Payload, Queue
-from herald.observability import tracing
-from herald.queue import actor, enqueue, get_broker
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from herald.api import SessionDep, create_service_app
+from herald.contracts import Contract, Payload, Queue
+from herald.observability import tracing
+from herald.queue import actor, enqueue, get_broker
 from tests.fixtures.simulator import SimulatorHandle, start_simulator
 
 pytestmark = pytest.mark.slow

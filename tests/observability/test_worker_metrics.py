@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from herald.queue import enqueue, get_broker
 
+from herald.queue import enqueue, get_broker
 from tests.fixtures.simulator import free_port, wait_until
 from tests.observability.promtext import value
 from tests.observability.worker_contracts import EXPLODES, PIDS_KEY, TRACKED, Work

@@ -6,9 +6,9 @@ import os
 import time
 
 import redis
+
 from herald.queue import actor
 from herald.settings import get_settings
-
 from tests.observability.worker_contracts import EXPLODES, PIDS_KEY, TRACKED, Work
 
 

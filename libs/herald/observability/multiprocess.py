@@ -56,12 +56,31 @@ def run_dir_for_parent(base_dir: Path, parent_pid: int | None = None) -> Path:
 
 
 def clean_other_runs(base_dir: Path, keep: Path) -> None:
-    """Remove directories left by earlier runs (their counters must not be added to ours)."""
+    """Remove directories left by finished runs (their counters must not be added to ours).
+
+    Several dramatiq commands may share the base directory (a developer machine, parallel
+    tests): a directory whose command is still running is left alone.
+    """
     if not base_dir.exists():
         return
     for child in base_dir.iterdir():
-        if child != keep:
-            shutil.rmtree(child, ignore_errors=True)
+        if child == keep or _run_is_alive(child.name):
+            continue
+        shutil.rmtree(child, ignore_errors=True)
+
+
+def _run_is_alive(name: str) -> bool:
+    pid, _, ticks = name.partition("-")
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Same pid, different start time: the pid was reused by another process; the run is over.
+    return _process_start_ticks(int(pid)) == ticks
 
 
 def enable_multiprocess(directory: Path) -> None:
