@@ -7,8 +7,10 @@
 #   docker/local/engine.sh status  # exit 0 when the engine answers
 #
 # The data root survives between runs so the debootstrapped base image, the PostgreSQL and
-# Redis test images and the layer cache are reused. The vfs storage driver works on any file
-# system (no overlayfs needed), at the price of disk space.
+# Redis test images and the layer cache are reused. The storage driver is overlay2 where the
+# kernel allows an overlay mount on the data root's file system, else vfs, which works anywhere
+# but copies a whole image for every layer and container (minutes per stack on a slow disk).
+# HERALD_DOCKER_STORAGE_DRIVER forces one.
 set -euo pipefail
 
 DATA_ROOT="${HERALD_DOCKER_DATA_ROOT:-/var/lib/herald-docker}"
@@ -18,6 +20,16 @@ PIDFILE="$RUN_DIR/dockerd.pid"
 LOG="$RUN_DIR/dockerd.log"
 # The client must speak the engine's API version even where a newer CLI is first on PATH.
 DOCKER="${HERALD_DOCKER_CLI:-docker}"
+
+overlay_works() {  # an overlay mount inside the data root: what overlay2 needs
+  local dir
+  dir="$(mktemp -d "$DATA_ROOT/.overlay-probe.XXXXXX")" || return 1
+  mkdir -p "$dir/lower" "$dir/upper" "$dir/work" "$dir/merged"
+  if mount -t overlay overlay -o "lowerdir=$dir/lower,upperdir=$dir/upper,workdir=$dir/work" "$dir/merged" 2>/dev/null; then
+    umount "$dir/merged"; rm -rf "$dir"; return 0
+  fi
+  rm -rf "$dir"; return 1
+}
 
 answers() { DOCKER_HOST="unix://$SOCK" "$DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
@@ -32,9 +44,13 @@ start() {
       || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null; }
   fi
   mkdir -p "$DATA_ROOT" "$RUN_DIR"
+  driver="${HERALD_DOCKER_STORAGE_DRIVER:-}"
+  if [ -z "$driver" ]; then
+    if overlay_works; then driver=overlay2; else driver=vfs; fi
+  fi
   # Its own socket, exec root and data root keep this engine apart from any system one.
   setsid dockerd \
-    --storage-driver vfs \
+    --storage-driver "$driver" \
     --data-root "$DATA_ROOT" \
     --exec-root "$RUN_DIR/exec" \
     --pidfile "$PIDFILE" \

@@ -5,9 +5,9 @@ Collected only by `make test-containers` (HERALD_CONTAINER_TESTS=1). Needs root;
 cannot start fails the run. The engine's data root (/var/lib/herald-docker) keeps the base image
 and the layer cache between runs.
 
-The engine uses the vfs storage driver, so every container copies its whole image: the image
-checks read `docker image inspect`, and only the compose stack's containers are started (their
-HEALTHCHECKs run there and must report `healthy`).
+Where the engine has to fall back to the vfs storage driver, every container copies its whole
+image, so the image checks read `docker image inspect` and only the compose stack's containers
+are started (their HEALTHCHECKs run there and must report `healthy`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ COMPOSE_FILES = ["-f", "docker-compose.prod.yml", "-f", "docker-compose.test.yml
 TARGETS = ["contacts", "messaging", "automation", "webhook", "simulator", "gateway", "worker", "jobs", "migrate"]
 TAG = "e2e"
 PROJECT = "herald-e2e"
-GATEWAY_PORT = 18000
+PUBLISHED = ["CONTACTS", "MESSAGING", "AUTOMATION", "WEBHOOK", "SIMULATOR", "GATEWAY"]
 # One message end to end needs these; the other workers, automation and the scheduler run the
-# same images (checked by inspection) and would only add copies of them on vfs.
+# same images (checked by inspection) and would only add containers to start and remove.
 STACK = ["postgres", "redis", "contacts", "messaging", "webhook", "gateway", "worker-messages", "simulator"]
 HERALD_SERVICES = ["contacts", "messaging", "webhook", "gateway", "worker-messages", "simulator"]
 ADMIN_EMAIL = "admin@example.com"
@@ -61,13 +61,9 @@ def env() -> dict[str, str]:
         "WHATSAPP_API_BASE_URL": "http://simulator:8090",
         # One web worker per service: the stack shares two cores with the image builds.
         "HERALD_WEB_WORKERS": "1",
-        "HERALD_GATEWAY_PORT": str(GATEWAY_PORT),
-        # Distinct host ports, so a `make run` on the same machine does not collide.
-        **{
-            f"HERALD_{name}_PORT": str(port)
-            for name, port in {"CONTACTS": 18001, "MESSAGING": 18002, "AUTOMATION": 18003, "WEBHOOK": 18004}.items()
-        },
-        "HERALD_SIMULATOR_PORT": "18090",
+        # Host port 0: the engine picks free ports, so nothing else running on the machine collides
+        # (the test finds the gateway's with `compose port`).
+        **{f"HERALD_{name}_PORT": "0" for name in PUBLISHED},
     }
 
 
@@ -101,7 +97,7 @@ def engine() -> Iterator[None]:
         yield
     finally:
         # Dangling images are the previous builds of this run's tags: dropping them keeps the data
-        # root from growing by a full copy of every image per run (vfs), the tagged ones stay cached.
+        # root from growing with every run that changes the code; the tagged ones stay cached.
         run(DOCKER_CLI, "image", "prune", "--force", check=False)
         run(str(ROOT / "docker" / "local" / "engine.sh"), "stop", check=False)
 
@@ -216,7 +212,8 @@ def test_migrations_completed_in_their_one_shot_container(stack: None) -> None:
 
 
 def test_template_message_is_delivered_through_the_simulator(stack: None) -> None:
-    with httpx.Client(base_url=f"http://127.0.0.1:{GATEWAY_PORT}", timeout=30) as client:
+    gateway = compose("port", "gateway", "8000").stdout.strip()
+    with httpx.Client(base_url=f"http://{gateway}", timeout=30) as client:
         token = client.post("/api/v1/auth/token", data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
         assert token.status_code == 200, token.text
         client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
