@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 
 from bench.contacts import admin_headers, copy_baseline, import_csv, make_csv
-from bench.stack import Stack
+from bench.stack import PEAK_MEMORY, Stack
 
 
 def _tree_cpu(pid: int) -> float:
@@ -58,12 +58,14 @@ def run(rows: int) -> list[dict[str, Any]]:
             load = psutil.getloadavg()[0]
             elapsed, report = import_csv(url, headers, csv)
             time.sleep(0.5)  # let the backend's counters settle
+            PEAK_MEMORY.sample()
             results.append({
                 "figure": f"import of {rows:,} rows, {label}",
                 "wall_s": elapsed,
                 "api_cpu_s": _tree_cpu(process.pid) - api_before,
                 "postgres_cpu_s": _postgres_cpu(stack.db_name) - db_before,
                 "load_1m": load,
+                "api_peak_rss_mb": PEAK_MEMORY.peaks.get("api contacts", 0.0),
                 "report": {k: report[k] for k in ("created", "updated", "failed")},
             })  # fmt: skip
     return results
