@@ -69,7 +69,7 @@ def create_token(user_id: uuid.UUID, role: Role | str, token_type: TokenType, to
     now = utcnow()
     lifetime = (
         timedelta(minutes=settings.access_token_minutes)
-        if token_type == "access"
+        if token_type == "access"  # noqa: S105 - a token type, not a password  # nosec B105
         else timedelta(days=settings.refresh_token_days)
     )
     claims: dict[str, Any] = {
@@ -80,7 +80,7 @@ def create_token(user_id: uuid.UUID, role: Role | str, token_type: TokenType, to
         "exp": int((now + lifetime).timestamp()),
         "jti": uuid.uuid4().hex,
     }
-    if token_type == "refresh":
+    if token_type == "refresh":  # noqa: S105 - a token type, not a password  # nosec B105
         claims["ver"] = token_version
     return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=JWT_ALGORITHM)
 

@@ -97,7 +97,7 @@ def migrate() -> None:
 def serve(
     service: Annotated[Service, typer.Argument(help="which service to run")],
     port: Annotated[int | None, typer.Option(envvar="PORT", help="default: the service's port")] = None,
-    host: Annotated[str, typer.Option(help="address to bind")] = "0.0.0.0",  # noqa: S104 - containers
+    host: Annotated[str, typer.Option(help="address to bind")] = "0.0.0.0",  # noqa: S104 - containers  # nosec B104
     workers: Annotated[int | None, typer.Option(help="default: HERALD_WEB_WORKERS")] = None,
     reload: Annotated[bool, typer.Option(help="restart on code changes (development)")] = False,
 ) -> None:

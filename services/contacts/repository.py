@@ -157,7 +157,7 @@ _COPY_IMPORT_ROWS = f"COPY contact_import_rows ({', '.join(IMPORT_COLUMNS)}) FRO
 _LOCK_BY_PHONES = f"""
     SELECT {", ".join(_MERGED_COLUMNS)} FROM contacts
     WHERE phone = ANY(%s::text[]) ORDER BY phone FOR UPDATE
-"""  # noqa: S608
+"""  # noqa: S608 - names from the constant list  # nosec B608
 _UPSERT_IMPORT_ROWS = f"""
     INSERT INTO contacts (id, {", ".join(IMPORT_COLUMNS)}, created_at, updated_at)
     SELECT gen_random_uuid(), {", ".join(IMPORT_COLUMNS)}, %(now)s, %(now)s FROM contact_import_rows
@@ -165,7 +165,7 @@ _UPSERT_IMPORT_ROWS = f"""
         {", ".join(f"{name} = EXCLUDED.{name}" for name in IMPORT_COLUMNS[1:])},
         updated_at = EXCLUDED.updated_at
     RETURNING id, phone, (xmax = 0) AS inserted
-"""  # noqa: S608
+"""  # noqa: S608 - names from the constant list  # nosec B608
 
 
 async def _driver(session: AsyncSession) -> psycopg.AsyncConnection[Any]:

@@ -42,7 +42,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/webhook-events", "webhook"),
 )
 SERVICES: tuple[str, ...] = ("contacts", "messaging", "automation", "webhook")
-TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
+TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret  # nosec B105
 
 # Connection-scoped headers (RFC 9110 section 7.6.1) are not forwarded in either direction.
 HOP_BY_HOP = frozenset(

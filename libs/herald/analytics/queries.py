@@ -65,7 +65,7 @@ async def time_series(session: AsyncSession, filters: AnalyticsFilter, granulari
     sums = ", ".join(f"sum({name})::bigint AS {name}" for name in COUNTERS)
     result = await session.execute(
         text(
-            f"SELECT date_trunc(:granularity, hour AT TIME ZONE :tz) AS bucket, {sums}"  # noqa: S608 - fixed names
+            f"SELECT date_trunc(:granularity, hour AT TIME ZONE :tz) AS bucket, {sums}"  # noqa: S608 - fixed names  # nosec B608
             " FROM analytics WHERE scope = :scope AND scope_key = :key AND hour >= :start AND hour < :end"
             " GROUP BY 1 ORDER BY 1"
         ),
@@ -83,7 +83,7 @@ async def totals(session: AsyncSession, filters: AnalyticsFilter) -> dict[str, i
     row = (
         await session.execute(
             text(
-                f"SELECT {sums} FROM analytics"  # noqa: S608 - fixed names
+                f"SELECT {sums} FROM analytics"  # noqa: S608 - fixed names  # nosec B608
                 " WHERE scope = :scope AND scope_key = :key AND hour >= :start AND hour < :end"
             ),
             filters.params,
@@ -118,7 +118,7 @@ async def top_failure_reasons(
         scope_clause = " AND template_name || ':' || template_language = :key"
     result = await session.execute(
         text(
-            "SELECT error_code, max(error_title) AS title, max(error_details) AS example_details, count(*) AS failed"  # noqa: S608 - the clause is one of two fixed strings
+            "SELECT error_code, max(error_title) AS title, max(error_details) AS example_details, count(*) AS failed"  # noqa: S608 - the clause is one of two fixed strings  # nosec B608
             " FROM messages WHERE direction = 'outbound' AND failed_at >= :start AND failed_at < :end"
             f"{scope_clause} GROUP BY error_code ORDER BY count(*) DESC, error_code LIMIT :limit"
         ),

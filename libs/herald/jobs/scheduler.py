@@ -54,7 +54,7 @@ class Scheduler:
             if slot.process is not None:
                 log.warning("job_still_running", job=slot.spec.name, next_due=slot.due.isoformat())
                 continue
-            slot.process = subprocess.Popen([*self.command, slot.spec.name])  # noqa: S603 - our own entrypoint
+            slot.process = subprocess.Popen([*self.command, slot.spec.name])  # noqa: S603 - our own entrypoint  # nosec B603
             started.append(slot.spec.name)
         return started
 

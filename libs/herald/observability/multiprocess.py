@@ -35,7 +35,7 @@ def worker_metrics_config() -> WorkerMetricsConfig:
     dramatiq command before any herald settings are loaded there.
     """
     port = int(os.environ.get("HERALD_WORKER_METRICS_PORT", str(DEFAULT_WORKER_METRICS_PORT)))
-    host = os.environ.get("HERALD_WORKER_METRICS_HOST", "0.0.0.0")  # noqa: S104 - scraped from outside the pod
+    host = os.environ.get("HERALD_WORKER_METRICS_HOST", "0.0.0.0")  # noqa: S104 - scraped from outside the pod  # nosec B104
     base = os.environ.get("HERALD_WORKER_METRICS_DIR") or str(Path(tempfile.gettempdir()) / "herald-worker-metrics")
     return WorkerMetricsConfig(port=port, host=host, base_dir=Path(base))
 
