@@ -16,6 +16,8 @@ PYTEST_ARGS ?=
 MK_FILES := $(wildcard mk/*.mk)
 defined = $(if $(MK_FILES),$(shell grep -qsE '^$(1)[[:space:]]*:' $(MK_FILES) && echo $(1)))
 PACKAGING_CHECKS := $(call defined,lint-packaging) $(call defined,test-containers)
+# The static security scan (mk/security.mk) runs with the checks, before the suite.
+SECURITY_CHECKS := $(call defined,security)
 
 .PHONY: help run dev test check lint typecheck pytest test-fast sync uv migrate bench bench-quick clean clean-data
 
@@ -35,8 +37,8 @@ run: sync  ## run the whole stack on http://localhost:8000 (Ctrl-C stops it)
 
 dev: run
 
-test: sync  ## lint, type-check, the whole test suite, then the packaging checks
-	$(MAKE) --no-print-directory lint typecheck pytest $(PACKAGING_CHECKS)
+test: sync  ## lint, type-check, security scan, the whole test suite, then the packaging checks
+	$(MAKE) --no-print-directory lint typecheck $(SECURITY_CHECKS) pytest $(PACKAGING_CHECKS)
 
 check: test
 
