@@ -47,6 +47,21 @@ class HTTPMiddleware:
         self.service = service
         self.max_body_bytes = max_body_bytes
         self.body_limits = body_limits
+        # Label lookups cost more than the increments; route templates and statuses are few.
+        self._in_flight = metrics.HTTP_IN_FLIGHT.labels(service)
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _observe(self, template: str, method: str, status: int, seconds: float) -> None:
+        key = (template, method, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                metrics.HTTP_REQUESTS.labels(self.service, template, method, str(status)),
+                metrics.HTTP_LATENCY.labels(self.service, template, method),
+            )
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def _limit_for(self, path: str) -> int:
         for prefix, limit in self.body_limits.items():
@@ -65,7 +80,7 @@ class HTTPMiddleware:
         declared = headers.get(b"content-length")
         started = time.perf_counter()
         status_holder = {"status": 500}
-        metrics.HTTP_IN_FLIGHT.labels(self.service).inc()
+        self._in_flight.inc()
         structlog.contextvars.bind_contextvars(request_id=request_id)
 
         async def send_with_id(message: Message) -> None:
@@ -96,9 +111,8 @@ class HTTPMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            metrics.HTTP_IN_FLIGHT.labels(self.service).dec()
-            metrics.HTTP_REQUESTS.labels(self.service, template, scope["method"], str(status_holder["status"])).inc()
-            metrics.HTTP_LATENCY.labels(self.service, template, scope["method"]).observe(time.perf_counter() - started)
+            self._in_flight.dec()
+            self._observe(template, scope["method"], status_holder["status"], time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
@@ -135,7 +149,7 @@ async def check_ready() -> dict[str, str]:
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
     finally:
-        await client.aclose()
+        await client.aclose()  # type: ignore[attr-defined]  # the stubs predate redis 5
     return checks
 
 
