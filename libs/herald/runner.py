@@ -87,6 +87,7 @@ def serve_argv(service: Service, *, host: str, port: int, workers: int, reload: 
         ]  # fmt: skip
     return [
         sys.executable, "-m", "gunicorn", target,
+        "--config", "python:herald.gunicorn_conf",
         "--worker-class", "uvicorn.workers.UvicornWorker",
         "--bind", f"{host}:{port}",
         "--workers", str(workers),
