@@ -112,7 +112,10 @@ def workers() -> Iterator[list[WorkerHandle]]:
     started: list[WorkerHandle] = []
     yield started
     for worker in started:
-        worker.stop()
+        try:
+            worker.stop()
+        except ProcessLookupError:  # already gone (killed by the test)
+            pass
 
 
 def queue_broadcast(database_url: str, count: int) -> list[uuid.UUID]:
