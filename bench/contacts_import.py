@@ -52,7 +52,9 @@ def run(rows: int) -> list[dict[str, Any]]:
         url, process = stack.service("contacts")
         headers = admin_headers(stack)
         csv = make_csv(rows)
-        results.append({"figure": "PostgreSQL COPY of the same CSV into a plain table", "wall_s": copy_baseline(stack, csv)})
+        results.append(
+            {"figure": "PostgreSQL COPY of the same CSV into a plain table", "wall_s": copy_baseline(stack, csv)}
+        )
         for label in ("new contacts", "same file again (all updates)"):
             api_before, db_before = _tree_cpu(process.pid), _postgres_cpu(stack.db_name)
             load = psutil.getloadavg()[0]

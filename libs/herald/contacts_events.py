@@ -137,7 +137,9 @@ def _enqueue_pipelined(broker: RedisBroker, payloads: Sequence[dict[str, Any]]) 
 def _enqueue_hooks(broker: dramatiq.Broker) -> tuple[list[_Hook], list[_Hook]]:
     # Broker.emit_before/emit_after call every middleware's hook; only the ones a middleware
     # overrides do anything, and a 100,000-message import should not pay for the rest.
-    before: list[_Hook] = [m.before_enqueue for m in broker.middleware if type(m).before_enqueue is not dramatiq.Middleware.before_enqueue]
+    before: list[_Hook] = [
+        m.before_enqueue for m in broker.middleware if type(m).before_enqueue is not dramatiq.Middleware.before_enqueue
+    ]
     after: list[_Hook] = [
         m.after_enqueue
         for m in reversed(broker.middleware)

@@ -38,9 +38,7 @@ def normalize_phone(raw: str, region: str | None = None, *, field: str = "phone"
     except phonenumbers.NumberParseException as exc:
         raise ValidationFailed.on_field(field, f"not a phone number: {exc}", code="invalid_phone") from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise ValidationFailed.on_field(
-            field, "not a valid phone number for its country", code="invalid_phone"
-        )
+        raise ValidationFailed.on_field(field, "not a valid phone number for its country", code="invalid_phone")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+
 from herald.api import create_service_app
 from herald.settings import get_settings
-
 from services.contacts.auth_routes import api_keys_router, auth_router, users_router
 from services.contacts.routes import router as contacts_router
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
+
 from herald import ratelimit, users
 from herald.api import SessionDep
 from herald.auth import Admin, Principal, Viewer, create_token, current_principal, decode_token
@@ -16,7 +17,6 @@ from herald.errors import Forbidden, NotAuthenticated, TooManyRequests
 from herald.models import ApiKey, Role, User
 from herald.observability import metrics
 from herald.settings import get_settings
-
 from services.contacts.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,

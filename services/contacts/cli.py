@@ -23,7 +23,6 @@ def import_csv(
     """Upsert contacts by phone from a CSV (same columns as POST /api/v1/contacts/import)."""
     from herald.db import dispose_engines
     from herald.errors import HeraldError
-
     from services.contacts.importer import import_file
 
     async def run() -> None:
@@ -50,7 +49,6 @@ def export_csv(
 ) -> None:
     """Write contacts as CSV (the columns the import reads)."""
     from herald.db import dispose_engines
-
     from services.contacts.importer import export_contacts
     from services.contacts.repository import ContactFilters
 

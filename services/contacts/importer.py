@@ -19,6 +19,8 @@ from datetime import datetime
 from typing import IO, Any
 
 import orjson
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from herald.clock import utcnow
 from herald.contacts_events import build_contact_event, publish_contact_events, publish_created_events
 from herald.contracts import ContactEvent
@@ -27,8 +29,6 @@ from herald.errors import HeraldError, ValidationFailed
 from herald.models import OptInStatus
 from herald.observability import metrics
 from herald.phones import normalize_phone
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from services.contacts import repository
 from services.contacts.repository import ContactFilters
 from services.contacts.schemas import (
@@ -297,23 +297,26 @@ def _array_literal(values: list[str]) -> str:
 
 def _copy_line(row: dict[str, Any]) -> str:
     """One merged contact as a COPY text line, columns in repository.IMPORT_COLUMNS order."""
-    return "\t".join(
-        (
-            row["phone"],
-            _copy_text(row["name"]),
-            _copy_text(row["language"]),
-            _copy_text(row["timezone"]),
-            _copy_number(row["birthday_month"]),
-            _copy_number(row["birthday_day"]),
-            _copy_number(row["birthday_year"]),
-            _copy_text(orjson.dumps(row["attributes"]).decode()),
-            _copy_text(_array_literal(row["tags"])),
-            row["opt_in_status"],
-            _copy_text(row["opt_in_source"]),
-            _copy_time(row["opted_in_at"]),
-            _copy_time(row["opted_out_at"]),
+    return (
+        "\t".join(
+            (
+                row["phone"],
+                _copy_text(row["name"]),
+                _copy_text(row["language"]),
+                _copy_text(row["timezone"]),
+                _copy_number(row["birthday_month"]),
+                _copy_number(row["birthday_day"]),
+                _copy_number(row["birthday_year"]),
+                _copy_text(orjson.dumps(row["attributes"]).decode()),
+                _copy_text(_array_literal(row["tags"])),
+                row["opt_in_status"],
+                _copy_text(row["opt_in_source"]),
+                _copy_time(row["opted_in_at"]),
+                _copy_time(row["opted_out_at"]),
+            )
         )
-    ) + "\n"
+        + "\n"
+    )
 
 
 @dataclass
@@ -341,23 +344,28 @@ def _new_contact_line(row: ParsedRow, now_text: str) -> str:
         status_cells = f"{status.value}\t{IMPORT_SOURCE}\t{now_text}\t{_COPY_NULL}"
     else:
         status_cells = f"{status.value}\t{IMPORT_SOURCE}\t{_COPY_NULL}\t{now_text}"
-    return "\t".join(
-        (
-            row.phone,
-            _copy_text(values.get("name", "")),
-            _copy_text(values.get("language")),
-            _copy_text(values.get("timezone")),
-            _copy_number(values.get("birthday_month")),
-            _copy_number(values.get("birthday_day")),
-            _copy_number(values.get("birthday_year")),
-            _copy_text(orjson.dumps(row.attributes).decode()) if row.attributes else "{}",
-            _copy_text(_array_literal(row.tags)) if row.tags else "{}",
-            status_cells,
+    return (
+        "\t".join(
+            (
+                row.phone,
+                _copy_text(values.get("name", "")),
+                _copy_text(values.get("language")),
+                _copy_text(values.get("timezone")),
+                _copy_number(values.get("birthday_month")),
+                _copy_number(values.get("birthday_day")),
+                _copy_number(values.get("birthday_year")),
+                _copy_text(orjson.dumps(row.attributes).decode()) if row.attributes else "{}",
+                _copy_text(_array_literal(row.tags)) if row.tags else "{}",
+                status_cells,
+            )
         )
-    ) + "\n"
+        + "\n"
+    )
 
 
 async def _write_chunk(session: AsyncSession, rows: list[ParsedRow], totals: _Totals, events: ImportEvents) -> None:
+    if not rows:
+        return  # a chunk of bad rows only
     now = utcnow()
     before = await repository.lock_by_phones(session, sorted({row.phone for row in rows}))
     # A phone new to the database and seen once so far stays a ParsedRow (written straight to a

@@ -12,12 +12,13 @@ from typing import Any, cast
 
 import orjson
 import psycopg
-from herald.errors import ValidationFailed
-from herald.models import Contact
 from psycopg.rows import dict_row
 from sqlalchemy import ColumnElement, func, or_, select, tuple_
 from sqlalchemy.engine import Row
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from herald.errors import ValidationFailed
+from herald.models import Contact
 
 table = Contact.__table__  # type: ignore[attr-defined]
 c = table.c

@@ -8,12 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.datastructures import UploadFile
+
 from herald.api import SessionDep
 from herald.auth import Operator, Viewer
 from herald.errors import UnsupportedMediaType, ValidationFailed
 from herald.models import OptInStatus
-from starlette.datastructures import UploadFile
-
 from services.contacts import importer, repository, service
 from services.contacts.repository import ContactFilters
 from services.contacts.schemas import (

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from herald.models import OptInStatus, Role
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from herald.models import OptInStatus, Role
 
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 64

@@ -9,6 +9,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import delete, insert, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from herald.auth import Principal
 from herald.clock import utcnow
 from herald.contacts_events import emit_contact_event
@@ -16,12 +22,6 @@ from herald.contracts import ContactEventKind
 from herald.errors import Conflict, NotFound
 from herald.models import Log, OptInStatus
 from herald.phones import normalize_phone
-from sqlalchemy import delete, insert, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from services.contacts import repository
 from services.contacts.repository import table
 from services.contacts.schemas import (

@@ -24,6 +24,7 @@ async def api(dispose_engines: None) -> AsyncIterator[httpx.AsyncClient]:
 def queued_contact_events(client: redis.Redis) -> list[dict[str, Any]]:
     """ContactEvent payloads waiting on the automation queue, in enqueue order."""
     import dramatiq
+
     from herald.contracts import CONTACT_EVENT
 
     events = []

@@ -74,6 +74,7 @@ async def test_a_worker_consuming_the_contract_receives_the_event(
     api: httpx.AsyncClient, operator: TestUser
 ) -> None:
     import dramatiq
+
     from herald.contracts import CONTACT_EVENT, ContactEvent, Queue
     from herald.queue import actor, get_broker
 
@@ -100,6 +101,7 @@ async def test_a_worker_consuming_the_contract_receives_the_event(
 
 async def test_a_worker_receives_the_events_of_an_import(api: httpx.AsyncClient, operator: TestUser) -> None:
     import dramatiq
+
     from herald.contracts import CONTACT_EVENT, ContactEvent
     from herald.queue import actor, get_broker
 

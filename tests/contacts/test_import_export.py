@@ -97,7 +97,6 @@ async def test_oversize_upload_is_413_and_stores_nothing(
     operator: TestUser, database_url: str, monkeypatch: pytest.MonkeyPatch, dispose_engines: None
 ) -> None:
     from herald.settings import get_settings
-
     from services.contacts.app import create_app
 
     monkeypatch.setenv("HERALD_MAX_CSV_BYTES", "2048")
@@ -115,7 +114,6 @@ async def test_oversize_streamed_upload_without_length_is_413(
     operator: TestUser, database_url: str, monkeypatch: pytest.MonkeyPatch, dispose_engines: None
 ) -> None:
     from herald.settings import get_settings
-
     from services.contacts.app import create_app
 
     monkeypatch.setenv("HERALD_MAX_CSV_BYTES", "2048")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from herald.errors import ValidationFailed
 from herald.phones import normalize_phone, phone_from_wa_id
 
