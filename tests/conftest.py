@@ -194,7 +194,6 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture
 def admin(database_url: str):
     from herald.models import Role
-
     from tests.fixtures.auth import create_user
 
     return create_user(database_url, Role.ADMIN)
@@ -203,7 +202,6 @@ def admin(database_url: str):
 @pytest.fixture
 def operator(database_url: str):
     from herald.models import Role
-
     from tests.fixtures.auth import create_user
 
     return create_user(database_url, Role.OPERATOR)
@@ -212,7 +210,6 @@ def operator(database_url: str):
 @pytest.fixture
 def viewer(database_url: str):
     from herald.models import Role
-
     from tests.fixtures.auth import create_user
 
     return create_user(database_url, Role.VIEWER)

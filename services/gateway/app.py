@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from herald.errors import problem
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from herald.errors import problem
 from services.gateway.config import GatewaySettings
 
 # Path prefix -> service, identical to the Ingress in charts/herald (DEVELOPERS.md, "Fixed names").

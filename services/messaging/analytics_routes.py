@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
 from herald.analytics import queries
 from herald.analytics.queries import COUNTERS, AnalyticsFilter
 from herald.api import SessionDep
 from herald.auth import Viewer
 from herald.clock import utcnow
 from herald.errors import ValidationFailed
-from pydantic import BaseModel
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 

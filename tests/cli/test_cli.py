@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 import pytest
-from herald.auth import verify_password
 
+from herald.auth import verify_password
 from tests.fixtures.simulator import free_port, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from herald.settings import Settings
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from herald.settings import Settings
 from services.gateway.config import GatewaySettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import APIRouter, Request
+
 from herald.api import create_service_app
 from herald.settings import get_settings
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 import pytest
-from herald.analytics.rollup import rollup
 
+from herald.analytics.rollup import rollup
 from tests.jobs.factories import insert_automation, insert_contact, insert_message
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)

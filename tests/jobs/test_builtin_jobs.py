@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+
 from herald.jobs.registry import JOBS, get_job
 from herald.jobs.runner import resolve_target, run_job
 from herald.jobs.scheduler import Scheduler, next_fire
 from herald.settings import get_settings
-
 from tests.fixtures.simulator import REPO_ROOT, SimulatorHandle, start_simulator
 
 

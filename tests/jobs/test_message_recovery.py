@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+
 from herald.clock import utcnow
 from herald.db import session_scope
 from herald.jobs.registry import get_job
@@ -17,7 +18,6 @@ from herald.jobs.runner import run_job
 from herald.messaging.content import TemplateContent
 from herald.messaging.outbound import queue_message
 from herald.messaging.templates import sync_templates
-
 from tests.fixtures.simulator import SimulatorHandle, start_simulator, wait_until
 from tests.messaging.factories import make_contact
 from tests.messaging.workers import WorkerHandle, start_worker

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from herald.retention import cleanup
 
+from herald.retention import cleanup
 from tests.jobs.factories import insert_contact, insert_message
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+
 from herald.analytics.rollup import rollup
 from herald.jobs.registry import get_job
 from herald.jobs.runner import run_job
-
 from tests.jobs.factories import insert_automation, insert_contact, insert_message
 
 HOUR = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)

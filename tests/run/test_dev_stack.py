@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 import pytest
+
 from herald.devstack import port_is_free
 from herald.runner import DEFAULT_PORTS, Service
-
 from tests.fixtures.simulator import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dev_stack")]

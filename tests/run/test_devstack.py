@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 import redis
+
 from herald.devstack import start_embedded_postgres, start_embedded_redis, stop_all
 
 

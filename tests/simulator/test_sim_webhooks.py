@@ -7,7 +7,6 @@ import hmac
 from typing import Any
 
 from herald.whatsapp import RecipientError, RetryPolicy, error_from_webhook
-
 from tests.fixtures.simulator import SimulatorHandle, wait_until
 from tests.fixtures.webhook_receiver import WebhookReceiver
 

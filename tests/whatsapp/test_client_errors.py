@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from herald.whatsapp import (
     AuthError,
     CloudAPITransportError,
@@ -14,7 +15,6 @@ from herald.whatsapp import (
     ServerError,
     TemplateError,
 )
-
 from tests.fixtures.simulator import SimulatorHandle, free_port
 
 CUSTOMER = "16505551234"

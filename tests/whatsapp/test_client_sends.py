@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from herald.whatsapp import SendResult
 
+from herald.whatsapp import SendResult
 from tests.fixtures.simulator import SimulatorHandle
 
 CUSTOMER = "16505551234"

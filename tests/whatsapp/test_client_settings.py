@@ -6,7 +6,6 @@ from pathlib import Path
 
 from herald.settings import Settings
 from herald.whatsapp import CloudAPIClient
-
 from tests.fixtures.simulator import SimulatorHandle
 
 

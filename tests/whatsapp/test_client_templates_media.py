@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from herald.whatsapp import InvalidRequestError
 
+from herald.whatsapp import InvalidRequestError
 from tests.fixtures.simulator import SimulatorHandle, wait_until, wait_until_async
 
 
