@@ -123,7 +123,7 @@ async def _principal_from_api_key(key: str) -> Principal:
     async with session_scope() as session:
         now = utcnow()
         result = await session.execute(
-            select(ApiKey).where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+            select(ApiKey).where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr,arg-type]
         )
         api_key = result.scalar_one_or_none()
         if api_key is None or (api_key.expires_at is not None and api_key.expires_at <= now):

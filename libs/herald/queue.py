@@ -200,7 +200,7 @@ def actor(contract: Contract[P], **options: Any) -> Callable[[Callable[[P], Any]
                 buffer.flush()
 
             target = run_sync
-        return dramatiq.actor(
+        return dramatiq.actor(  # type: ignore[call-overload]  # the stubs' overloads miss fn + options
             target, actor_name=contract.actor_name, queue_name=contract.queue.value, broker=get_broker(), **options
         )
 
