@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,8 +15,8 @@ from sqlalchemy import ColumnElement, func, or_, select, tuple_
 from sqlalchemy.engine import Row
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from herald.errors import ValidationFailed
 from herald.models import Contact
+from herald.pagination import decode_cursor, encode_cursor
 
 table = Contact.__table__  # type: ignore[attr-defined]
 c = table.c
@@ -66,23 +64,6 @@ class ContactFilters:
 
 def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def encode_cursor(created_at: datetime, contact_id: uuid.UUID) -> str:
-    raw = orjson.dumps([created_at.isoformat(), str(contact_id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, contact_id = orjson.loads(raw)
-        moment = datetime.fromisoformat(created_at)
-        if moment.tzinfo is None:
-            raise ValueError("naive time")
-        return moment, uuid.UUID(contact_id)
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError) as exc:
-        raise ValidationFailed.on_field("cursor", "not a cursor returned by this API", code="invalid_cursor") from exc
 
 
 async def page(

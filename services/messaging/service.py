@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import uuid
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from herald.clock import utcnow
-from herald.errors import NotFound, ValidationFailed
+from herald.errors import NotFound
 from herald.messaging.content import TemplateContent
 from herald.messaging.errors import ContactNotFound
 from herald.messaging.outbound import (
@@ -30,6 +28,7 @@ from herald.messaging.outbound import (
 from herald.messaging.templates import find_template
 from herald.models import Broadcast, Contact, Message, MessageCategory, MessageStatusEvent, OptInStatus
 from herald.observability.logging import mask_phone
+from herald.pagination import decode_cursor, encode_cursor
 from services.messaging.schemas import (
     BroadcastDryRun,
     BroadcastIn,
@@ -97,23 +96,6 @@ class MessageFilters:
         if self.created_to is not None:
             found.append(c.created_at < self.created_to)
         return found
-
-
-def encode_cursor(created_at: datetime, message_id: uuid.UUID) -> str:
-    raw = orjson.dumps([created_at.isoformat(), str(message_id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, message_id = orjson.loads(raw)
-        moment = datetime.fromisoformat(created_at)
-        if moment.tzinfo is None:
-            raise ValueError("naive time")
-        return moment, uuid.UUID(message_id)
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError) as exc:
-        raise ValidationFailed.on_field("cursor", "not a cursor returned by this API", code="invalid_cursor") from exc
 
 
 async def list_messages(
