@@ -15,10 +15,10 @@ import httpx
 import jwt
 import psycopg
 import pytest
+
 from herald import clock
 from herald.auth import create_token, new_api_key
 from herald.models import Role
-
 from tests.fixtures.auth import create_user
 from tests.fixtures.simulator import SimulatorHandle, simulator_process
 from tests.security.routes import SERVICES, service_app

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+
 from herald.auth import current_principal
 from herald.models import Role
 from herald.runner import DOMAIN_SERVICES

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from herald.auth import ROLE_RANK
 
+from herald.auth import ROLE_RANK
 from tests.security.conftest import Credential
 from tests.security.routes import SERVICES, Endpoint, endpoints
 
