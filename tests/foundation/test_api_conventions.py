@@ -36,7 +36,7 @@ async def test_health_needs_no_dependencies_and_ready_checks_them(client) -> Non
 async def test_errors_are_problem_json_with_the_field_named_and_a_request_id(client) -> None:
     response = await client.post("/echo/not-a-number", headers={"X-Request-ID": "abc123"})
     assert response.status_code == 422
-    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["content-type"] == "application/problem+json"  # pure ASCII body, no charset needed
     body = response.json()
     assert body["code"] == "validation_error"
     assert body["errors"][0]["field"] == "item_id"
