@@ -13,7 +13,9 @@ import argparse
 from typing import Any
 
 from bench.dispatch import herald_dispatch
-from bench.stack import Stack
+from bench.stack import PEAK_MEMORY, Stack
+
+ROLE = "worker messages"
 
 GROUP = "Dispatch scaling"
 PROCESSES = (1, 2, 4)
@@ -24,9 +26,16 @@ def run(quick: bool) -> list[dict[str, Any]]:
     count = 1_000 if quick else 10_000
     results: dict[int, dict[str, Any]] = {}
     for processes in PROCESSES:
+        # Each size's worker tree gets its own memory figure, named for its process count.
+        earlier = PEAK_MEMORY.peaks.pop(ROLE, None)
         with Stack(f"scaling{processes}") as stack:
             sim = stack.simulator(limits_enabled="false", callback_url="", record_payloads="false", seed=1)
             results[processes] = herald_dispatch(stack, sim, count, processes, THREADS)
+        PEAK_MEMORY.peaks[f"{ROLE}, {processes} process{'es' if processes > 1 else ''} in one container (scaling)"] = (
+            PEAK_MEMORY.peaks.pop(ROLE, 0.0)
+        )
+        if earlier is not None:
+            PEAK_MEMORY.peaks[ROLE] = earlier
     one = results[1]["rate"]
     return [
         {"group": GROUP, "figure": f"Herald dispatch, {processes} worker process{'es' if processes > 1 else ''} x {THREADS} threads",
