@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from herald.clock import utcnow
+from tests.fixtures.processes import stop_process_group
 from tests.fixtures.simulator import REPO_ROOT, SimulatorHandle
 
 
@@ -32,13 +33,7 @@ class WorkerHandle:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process)
 
 
 def worker_env(simulator: SimulatorHandle, **extra: Any) -> dict[str, str]:

@@ -20,6 +20,7 @@ import pytest
 import redis
 from psycopg.rows import dict_row
 
+from tests.fixtures.processes import stop_process_group
 from tests.fixtures.simulator import REPO_ROOT, free_port, wait_until, wait_until_async
 from tests.webhook.payloads import encode, signed_headers
 
@@ -204,13 +205,7 @@ class ServerProcess:
         return self.log.read().decode(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process, timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@ simulator's signed webhooks come back through `herald serve webhook`, and a STOP
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +16,7 @@ from herald.db import session_scope
 from herald.messaging.templates import sync_templates
 from tests.conftest import APP_SECRET_FOR_TESTS
 from tests.fixtures.auth import TestUser
+from tests.fixtures.processes import stop_process_group
 from tests.fixtures.simulator import REPO_ROOT, SimulatorHandle, start_simulator, wait_until
 from tests.messaging.factories import make_contact
 from tests.messaging.workers import worker_env
@@ -49,12 +48,7 @@ def messages_worker(simulator: SimulatorHandle) -> Iterator[None]:
         cwd=REPO_ROOT, env=worker_env(simulator), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     yield
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    stop_process_group(process)
 
 
 @pytest.fixture
