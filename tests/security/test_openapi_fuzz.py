@@ -41,10 +41,7 @@ def running_services(cloud_api_is_the_simulator: None) -> Iterator[dict[str, Ser
 def service_schema(request: pytest.FixtureRequest, running_services: dict[str, ServiceProcess]):  # type: ignore[no-untyped-def]
     handle = running_services[request.param]
     # Credentials are the admin's, given per call; generated API-key headers would only test 401s.
-    # ASCII strings: problem+json carries no charset (RFC 8259 JSON is UTF-8), and the client's
-    # charset guessing reads some UTF-8 as GBK, reporting valid answers as broken JSON.
-    # Non-ASCII input is covered by the injection tests.
-    config = schemathesis.GenerationConfig(with_security_parameters=False, codec="ascii")
+    config = schemathesis.GenerationConfig(with_security_parameters=False)
     return schemathesis.from_uri(f"{handle.url}/openapi.json", base_url=handle.url, generation_config=config)
 
 
