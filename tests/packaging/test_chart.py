@@ -37,6 +37,10 @@ def pod_spec(doc: dict) -> dict:
     return doc["spec"]["template"]["spec"]
 
 
+def is_api(doc: dict) -> bool:
+    return doc["kind"] == "Deployment" and "serve" in pod_spec(doc)["containers"][0]["args"]
+
+
 @pytest.mark.parametrize("values", [DEV_VALUES, PROD_VALUES], ids=["dev", "prod"])
 def test_helm_lint_passes_strict(values: Path) -> None:
     result = helm("lint", "--strict", str(CHART), "-f", str(values), check=False)
@@ -113,7 +117,9 @@ def test_every_deployment_has_probes_limits_and_a_hardened_security_context(rend
             assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
             ctx = container["securityContext"]
             assert ctx["runAsNonRoot"] is True, name
-            assert ctx["readOnlyRootFilesystem"] is True, name
+            # Only the dev values' HTTP services (devReload) take file sync into /app.
+            if not (is_api(doc) and "--reload" in container["args"]):
+                assert ctx["readOnlyRootFilesystem"] is True, name
             assert ctx["allowPrivilegeEscalation"] is False, name
             assert ctx["capabilities"]["drop"] == ["ALL"], name
             assert ctx["seccompProfile"]["type"] == "RuntimeDefault", name
@@ -135,7 +141,8 @@ def test_every_workload_is_non_root_with_limits(rendered: list[dict]) -> None:
         spec = pod_spec(doc)
         assert spec["securityContext"]["runAsNonRoot"] is True
         for container in spec["containers"]:
-            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            if not (is_api(doc) and "--reload" in container["args"]):
+                assert container["securityContext"]["readOnlyRootFilesystem"] is True
             assert "limits" in container["resources"]
 
 
@@ -438,3 +445,37 @@ def test_every_dashboard_configmap_holds_valid_grafana_json() -> None:
             dashboard = json.loads(text)
             assert dashboard == json.loads((CHART / "dashboards" / name).read_text()), name
             assert dashboard["title"] and dashboard["panels"], name
+
+
+def test_dev_values_serve_with_reload_on_a_writable_root_for_http_services_only() -> None:
+    docs = render(DEV_VALUES)
+    api = [doc for doc in docs if is_api(doc)]
+    assert {doc["metadata"]["labels"]["app.kubernetes.io/component"] for doc in api} == {
+        "contacts", "messaging", "automation", "webhook", "simulator",
+    }  # fmt: skip
+    for doc in api:
+        (container,) = pod_spec(doc)["containers"]
+        assert container["args"][-1] == "--reload", doc["metadata"]["name"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is False, doc["metadata"]["name"]
+    others = [doc for doc in docs if doc["kind"] in WORKLOAD_KINDS and not is_api(doc)]
+    assert others
+    for doc in others:
+        for container in pod_spec(doc)["containers"]:
+            assert "--reload" not in container.get("args", []), doc["metadata"]["name"]
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True, doc["metadata"]["name"]
+
+
+def test_prod_values_serve_without_reload_on_a_read_only_root() -> None:
+    docs = render(PROD_VALUES)
+    assert any(is_api(doc) for doc in docs)
+    for doc in docs:
+        if doc["kind"] in WORKLOAD_KINDS:
+            for container in pod_spec(doc)["containers"]:
+                assert "--reload" not in container.get("args", []), doc["metadata"]["name"]
+                assert container["securityContext"]["readOnlyRootFilesystem"] is True, doc["metadata"]["name"]
+
+
+def test_dev_reload_is_refused_in_production() -> None:
+    result = helm("template", "herald", str(CHART), "-f", str(PROD_VALUES), "--set", "devReload=true", check=False)
+    assert result.returncode != 0
+    assert "devReload" in result.stderr

@@ -133,3 +133,78 @@ def test_skaffold_artifacts_and_profiles_match_the_images_and_chart() -> None:
     for patch in profiles["prod"]["patches"]:
         if patch["op"] == "replace" and patch["path"].endswith("valuesFiles"):
             assert all((ROOT / v).exists() for v in patch["value"])
+
+
+API_TARGETS = {"contacts", "messaging", "automation", "webhook", "simulator"}
+
+
+def skaffold_config(profile: str | None = None) -> dict:
+    """skaffold.yaml with one profile's JSON patches applied (the add/replace/remove it uses)."""
+    config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    profiles = {p["name"]: p for p in config.pop("profiles")}
+    for patch in profiles[profile]["patches"] if profile else []:
+        *parents, last = patch["path"].strip("/").split("/")
+        node = config
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        key: int | str = int(last) if isinstance(node, list) else last
+        if patch["op"] == "remove":
+            del node[key]
+        else:
+            assert patch["op"] == "replace" or key not in node, f"add over an existing {patch['path']}"
+            node[key] = patch["value"]
+    return config
+
+
+def stage_chain(target: str) -> str:
+    """The Dockerfile text of `target` and every stage it is built FROM (not COPY --from)."""
+    text = (ROOT / "docker" / "Dockerfile").read_text()
+    stages = {s.split()[2]: s for s in re.split(r"^FROM ", text, flags=re.M)[1:] if " AS " in s.splitlines()[0]}
+    chain = []
+    while target in stages:
+        chain.append(stages[target])
+        target = stages[target].split()[0]
+    return "\n".join(chain)
+
+
+def test_dev_profile_syncs_python_sources_into_paths_the_http_images_have() -> None:
+    artifacts = skaffold_config("dev")["build"]["artifacts"]
+    synced = {a["docker"]["target"]: a["sync"]["manual"] for a in artifacts if "sync" in a}
+    # Workers do not reload, and CronJobs and the migration hook start from the image: those
+    # rebuild instead of receiving files that nothing would load.
+    assert set(synced) == API_TARGETS
+    for target, rules in synced.items():
+        chain = stage_chain(target)
+        assert {rule["src"] for rule in rules} == {"services/**/*.py", "libs/herald/**/*.py"}, target
+        for rule in rules:
+            source = next(ROOT.glob(rule["src"].replace("services/**", f"services/{target}/**")))
+            relative = source.relative_to(ROOT).as_posix().removeprefix(rule.get("strip", ""))
+            destination = f"{rule['dest'].rstrip('/')}/{relative}"
+            # The synced file's package directory is put in place by this image's stages.
+            package = "/app/libs/herald/" if relative.startswith("libs/") else f"/app/services/{target}/"
+            assert destination.startswith(package), (target, destination)
+            assert re.search(rf"\s{re.escape(package.rstrip('/'))}/?(\s|;|$)", chain, flags=re.M), (target, package)
+
+
+def test_code_owner_build_argument_is_set_in_dev_only() -> None:
+    for artifact in skaffold_config("dev")["build"]["artifacts"]:
+        assert artifact["docker"]["buildArgs"]["CODE_OWNER"] == "10001:10001", artifact["image"]
+    for artifact in skaffold_config("prod")["build"]["artifacts"]:
+        assert "CODE_OWNER" not in artifact["docker"].get("buildArgs", {}), artifact["image"]
+
+
+def test_application_code_is_root_owned_unless_the_build_argument_says_otherwise() -> None:
+    text = (ROOT / "docker" / "Dockerfile").read_text()
+    assert re.search(r"^ARG CODE_OWNER=0:0$", text, flags=re.M)
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    code_copies = 0
+    for stage in stages:
+        if stage.split()[2] in {"builder", "sources"}:
+            continue
+        copies = re.findall(r"^COPY --from=sources .*$", stage, flags=re.M)
+        for copy in copies:
+            assert copy.startswith("COPY --from=sources --chown=${CODE_OWNER} "), copy
+        if "${CODE_OWNER}" in stage:
+            assert re.search(r"^ARG CODE_OWNER$", stage, flags=re.M), stage.split()[2]
+        code_copies += len(copies)
+    assert code_copies >= 10
