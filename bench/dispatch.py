@@ -95,13 +95,14 @@ async def httpx_loop_rate(sim: Simulator, count: int, in_flight: int = 64) -> fl
 
 
 def queue_messages(stack: Stack, count: int) -> list[uuid.UUID]:
-    """`count` queued template messages (one per contact), stored but not yet handed over."""
+    """`count` queued template messages (one per contact, contacts seeded as needed), not handed over."""
     from herald.clock import utcnow
     from herald.db import dispose_engines, session_scope
     from herald.messaging.content import TemplateContent
     from herald.messaging.outbound import build_message_row, insert_queued
 
-    stack.seed_contacts(count)
+    if stack.count("SELECT count(*) FROM contacts") < count:
+        stack.seed_contacts(count)
     with stack.connect() as connection:
         contact_ids = [row[0] for row in connection.execute("SELECT id FROM contacts ORDER BY phone LIMIT %s", (count,))]
     content = TemplateContent(**TEMPLATE)

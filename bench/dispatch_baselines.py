@@ -17,7 +17,6 @@ Run alone: `uv run python -m bench.dispatch_baselines [--quick]`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 import uuid
@@ -25,46 +24,11 @@ from typing import Any
 
 import httpx
 
+from bench.dispatch import queue_messages
 from bench.stack import SIM_TOKEN, Simulator, Stack, wait_for
 
 TEMPLATE = {"name": "hello_world", "language": "en_US"}
 GROUP = "Dispatch"
-
-
-def queue_messages(stack: Stack, count: int) -> list[uuid.UUID]:
-    """`count` queued template messages (one per contact, contacts seeded as needed), not handed over."""
-    from herald.clock import utcnow
-    from herald.db import session_scope
-    from herald.messaging.content import TemplateContent
-    from herald.messaging.outbound import build_message_row, insert_queued
-
-    if stack.count("SELECT count(*) FROM contacts") < count:
-        stack.seed_contacts(count)
-    with stack.connect() as connection:
-        contact_ids = [
-            row[0] for row in connection.execute("SELECT id FROM contacts ORDER BY phone LIMIT %s", (count,))
-        ]
-    content = TemplateContent(**TEMPLATE)
-
-    async def insert() -> list[uuid.UUID]:
-        from herald import db
-
-        ids: list[uuid.UUID] = []
-        try:
-            for start in range(0, len(contact_ids), 1000):
-                async with session_scope() as session:
-                    now = utcnow()
-                    rows = [
-                        build_message_row(contact_id=cid, content=content, category="utility", template=None, now=now)
-                        for cid in contact_ids[start : start + 1000]
-                    ]
-                    await insert_queued(session, rows)
-                    ids.extend(row["id"] for row in rows)
-        finally:
-            await db.dispose_engines()
-        return ids
-
-    return asyncio.run(insert())
 
 
 def sustained_rate(stack: Stack, ids: list[uuid.UUID]) -> float:
