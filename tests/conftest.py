@@ -213,3 +213,23 @@ def viewer(database_url: str):
     from tests.fixtures.auth import create_user
 
     return create_user(database_url, Role.VIEWER)
+
+
+@pytest.fixture
+def simulator():
+    """A Cloud API simulator over real HTTP, without the pair rate limit (tests send to few
+    contacts many times). Modules that need other settings define their own `simulator`."""
+    from tests.fixtures.simulator import start_simulator
+
+    handle = start_simulator(pair_limit_enabled="false")
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def workers():
+    """Worker processes a test starts (tests.messaging.workers.start_worker); stopped at the end."""
+    started: list = []
+    yield started
+    for handle in started:
+        handle.stop()

@@ -18,7 +18,7 @@ from herald import clock, queue
 from herald.contracts import RUN_AUTOMATION_STEP, RunAutomationStep
 from services.automation.tick import birthday_and_date_tick
 from tests.automation.factories import fetch, make_automation, make_contact, make_template
-from tests.fixtures.simulator import REPO_ROOT, SimulatorHandle, free_port, start_simulator, wait_until
+from tests.fixtures.simulator import REPO_ROOT, SimulatorHandle, free_port, wait_until
 from tests.messaging.workers import WorkerHandle, worker_env
 
 pytestmark = pytest.mark.slow
@@ -43,13 +43,6 @@ def start_queue_worker(simulator: SimulatorHandle, queue_name: str, *modules: st
         start_new_session=True,
     )  # fmt: skip
     return WorkerHandle(process, log)
-
-
-@pytest.fixture
-def simulator() -> Iterator[SimulatorHandle]:
-    handle = start_simulator(pair_limit_enabled="false")
-    yield handle
-    handle.stop()
 
 
 @pytest.fixture

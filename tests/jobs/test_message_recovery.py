@@ -5,7 +5,6 @@ and the simulator's own record shows exactly one send for each."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
@@ -18,26 +17,11 @@ from herald.jobs.runner import run_job
 from herald.messaging.content import TemplateContent
 from herald.messaging.outbound import queue_message
 from herald.messaging.templates import sync_templates
-from tests.fixtures.simulator import SimulatorHandle, start_simulator, wait_until
+from tests.fixtures.simulator import SimulatorHandle, wait_until
 from tests.messaging.factories import make_contact
 from tests.messaging.workers import WorkerHandle, start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dispose_engines")]
-
-
-@pytest.fixture
-def simulator() -> Iterator[SimulatorHandle]:
-    handle = start_simulator(pair_limit_enabled="false")
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def worker(simulator: SimulatorHandle) -> Iterator[list[WorkerHandle]]:
-    started: list[WorkerHandle] = []
-    yield started
-    for handle in started:
-        handle.stop()
 
 
 def _statuses(database_url: str) -> dict[str, str]:
@@ -46,7 +30,7 @@ def _statuses(database_url: str) -> dict[str, str]:
 
 
 async def test_recovery_jobs_resend_what_was_never_sent_and_nothing_else(
-    simulator: SimulatorHandle, worker: list[WorkerHandle], database_url: str, redis_client
+    simulator: SimulatorHandle, workers: list[WorkerHandle], database_url: str, redis_client
 ) -> None:
     async with simulator.client() as client, session_scope() as session:
         await sync_templates(session, client)
@@ -78,7 +62,7 @@ async def test_recovery_jobs_resend_what_was_never_sent_and_nothing_else(
     assert retry.counts == {"requeued": 1}
     assert recovery.counts == {"relayed": 1, "requeued_from_sending": 1}
 
-    worker.append(start_worker(simulator))
+    workers.append(start_worker(simulator))
     wait_until(lambda: [_statuses(database_url)[i] for i in (retryable, stuck, unhanded)] == ["sent"] * 3, timeout=30)
     sent = Counter(m["biz_opaque_callback_data"] for m in simulator.messages(limit=1000))
     assert sent == {retryable: 1, stuck: 1, unhanded: 1}

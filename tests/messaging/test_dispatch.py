@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
@@ -23,21 +22,6 @@ from tests.messaging.workers import WorkerHandle, seed_contacts, start_worker, s
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dispose_engines")]
 
 HELLO = TemplateContent(name="hello_world", language="en_US")
-
-
-@pytest.fixture
-def simulator() -> Iterator[SimulatorHandle]:
-    handle = start_simulator(pair_limit_enabled="false")
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def workers(simulator: SimulatorHandle) -> Iterator[list[WorkerHandle]]:
-    started: list[WorkerHandle] = []
-    yield started
-    for worker in started:
-        worker.stop()
 
 
 async def _sync(simulator: SimulatorHandle) -> None:
