@@ -2,8 +2,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# uv comes from PATH, or is installed with pip on first use (it may land in ~/.local/bin).
-UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
+# uv comes from PATH, or is installed with pip into .herald/tools on first use (a fixed path,
+# wherever this Python's pip would put scripts).
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.herald/tools/bin/uv)
 RUN := $(UV) run --frozen
 # pytest-xdist workers; the suite is sized for a 2-core machine.
 PYTEST_WORKERS ?= 2
@@ -25,7 +26,8 @@ help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(UV):
-	python3 -m pip install --quiet uv || python3 -m pip install --quiet --break-system-packages uv
+	python3 -m pip install --quiet --target $(CURDIR)/.herald/tools uv \
+	  || python3 -m pip install --quiet --break-system-packages --target $(CURDIR)/.herald/tools uv
 
 uv: $(UV)
 
