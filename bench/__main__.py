@@ -21,7 +21,16 @@ from bench.stack import machine
 RESULTS = Path(__file__).parent / "results"
 # Order matters only for reading; a module that is not present is skipped.
 # memory comes last: it reports the peaks sampled while the others ran, then the scheduler's.
-MODULES = ("dispatch", "dispatch_scaling", "dispatch_baselines", "webhook_ingest", "lifecycle", "contacts", "birthday_tick", "memory")
+MODULES = (
+    "dispatch",
+    "dispatch_scaling",
+    "dispatch_baselines",
+    "webhook_ingest",
+    "lifecycle",
+    "contacts",
+    "birthday_tick",
+    "memory",
+)
 
 
 def _available(name: str) -> bool:

@@ -22,9 +22,10 @@ import time
 import uuid
 from typing import Any
 
+import aiohttp
 import httpx
 
-from bench.stack import Stack
+from bench.stack import Stack, load_client
 
 GROUP = "Contacts"
 IMPORT_GOAL_SECONDS = 10.0
@@ -89,8 +90,7 @@ async def open_loop(url: str, headers: dict[str, str], rate: float, seconds: flo
     total = int(rate * seconds)
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(headers=headers, timeout=30, limits=limits) as client:
+    async with load_client(headers, 256) as client:
         start = time.perf_counter() + 0.2
 
         async def one(index: int) -> None:
@@ -100,10 +100,11 @@ async def open_loop(url: str, headers: dict[str, str], rate: float, seconds: flo
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
-                response = await client.get(url)
-                if response.status_code != 200:
-                    errors += 1
-            except httpx.HTTPError:
+                async with client.get(url) as response:
+                    await response.read()
+                    if response.status != 200:
+                        errors += 1
+            except (aiohttp.ClientError, TimeoutError):
                 errors += 1
             latencies.append((time.perf_counter() - scheduled) * 1000)
 

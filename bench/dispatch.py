@@ -104,7 +104,9 @@ def queue_messages(stack: Stack, count: int) -> list[uuid.UUID]:
     if stack.count("SELECT count(*) FROM contacts") < count:
         stack.seed_contacts(count)
     with stack.connect() as connection:
-        contact_ids = [row[0] for row in connection.execute("SELECT id FROM contacts ORDER BY phone LIMIT %s", (count,))]
+        contact_ids = [
+            row[0] for row in connection.execute("SELECT id FROM contacts ORDER BY phone LIMIT %s", (count,))
+        ]
     content = TemplateContent(**TEMPLATE)
 
     async def insert() -> list[uuid.UUID]:

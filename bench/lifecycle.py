@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from bench.contacts import admin_headers
-from bench.stack import SIM_TOKEN, Stack, free_port, wait_for
+from bench.stack import SIM_TOKEN, Stack, free_port, load_client, wait_for
 
 GROUP = "Lifecycle"
 CONCURRENCY = 32
@@ -59,16 +59,15 @@ def herald_lifecycle(stack: Stack, count: int) -> tuple[float, float]:
         contact_ids = [str(row[0]) for row in connection.execute("SELECT id FROM contacts ORDER BY phone")]
 
     async def run_sends() -> float:
-        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-        async with httpx.AsyncClient(base_url=messaging_url, headers=headers, timeout=60, limits=limits) as client:
+        async with load_client(headers, CONCURRENCY) as client:
 
             async def send(index: int) -> None:
-                response = await client.post(
-                    "/api/v1/messages",
+                async with client.post(
+                    f"{messaging_url}/api/v1/messages",
                     json={"contact_id": contact_ids[index],
                           "content": {"type": "template", "name": "hello_world", "language": "en_US"}},
-                )  # fmt: skip
-                response.raise_for_status()
+                ) as response:  # fmt: skip
+                    response.raise_for_status()
 
             return await _drive(count, send)
 
@@ -98,16 +97,13 @@ def bare_lifecycle(stack: Stack, count: int) -> float:
     )
 
     async def run_sends() -> None:
-        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-        async with httpx.AsyncClient(
-            base_url=sim.url, headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=60, limits=limits
-        ) as client:
-            path = sim.send_url.removeprefix(sim.url)
+        async with load_client({"Authorization": f"Bearer {SIM_TOKEN}"}, CONCURRENCY) as client:
 
             async def send(index: int) -> None:
                 body = {"messaging_product": "whatsapp", "to": f"1555{index:07d}", "type": "template",
                         "template": {"name": "hello_world", "language": {"code": "en_US"}}}  # fmt: skip
-                (await client.post(path, json=body)).raise_for_status()
+                async with client.post(sim.send_url, json=body) as response:
+                    response.raise_for_status()
 
             await _drive(count, send)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 import psutil
 import psycopg
@@ -51,6 +52,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def load_client(headers: dict[str, str], connections: int) -> aiohttp.ClientSession:
+    """A load generator's HTTP client. aiohttp, not httpx: httpx's async pool tops out at a few
+    hundred requests/s on this machine and would measure itself instead of the server."""
+    return aiohttp.ClientSession(
+        headers=headers,
+        connector=aiohttp.TCPConnector(limit=connections),
+        timeout=aiohttp.ClientTimeout(total=60),
+    )
 
 
 def _reachable(url: str, default_port: int) -> bool:

@@ -38,7 +38,7 @@ from herald.webhooks import sign_body
 ROOT = Path(__file__).resolve().parents[1]
 APP_SECRET = "bench-app-secret"
 ECHO_APP = textwrap.dedent(
-    '''
+    """
     from fastapi import FastAPI, Request, Response
 
     app = FastAPI()
@@ -46,7 +46,7 @@ ECHO_APP = textwrap.dedent(
     @app.post("/echo")
     async def echo(request: Request) -> Response:
         return Response(await request.body(), media_type="application/json")
-    '''
+    """
 )
 
 
@@ -176,7 +176,7 @@ def _wrk(port: int, path: str, seconds: int, connections: int) -> dict[str, Any]
     bodies = [_status_body(index) for index in range(64)]
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     table = ",\n".join(
-        f"{{{orjson.dumps(body.decode()).decode()}, \"{sign_body(APP_SECRET, body)}\"}}" for body in bodies
+        f'{{{orjson.dumps(body.decode()).decode()}, "{sign_body(APP_SECRET, body)}"}}' for body in bodies
     )
     script.write(
         f"local requests = {{\n{table}\n}}\n"
@@ -256,7 +256,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     webhook = Server(
         serve_argv(Service.WEBHOOK, host="127.0.0.1", port=webhook_port, workers=workers, reload=False),
-        env, webhook_port, "/health",
+        env,
+        webhook_port,
+        "/health",
     )
     try:
         before = _count_rows(database_url)
@@ -279,8 +281,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             _open_loop(webhook_port, "/webhooks/whatsapp", [_status_body(i) for i in range(latency_events)], rate, 64)
         )
         stored = _count_rows(database_url) - before
-        results.append({"benchmark": "webhook_ingest", "server": "webhook", "measure": f"latency at {rate:.0f}/s",
-                        **latency, "stored": stored, "workers": workers})
+        results.append(
+            {
+                "benchmark": "webhook_ingest",
+                "server": "webhook",
+                "measure": f"latency at {rate:.0f}/s",
+                **latency,
+                "stored": stored,
+                "workers": workers,
+            }
+        )
     finally:
         webhook.stop()
     echo_argv = serve_argv(Service.WEBHOOK, host="127.0.0.1", port=echo_port, workers=workers, reload=False)
@@ -290,14 +300,31 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         cpu_before = _cpu_seconds(echo.process.pid)
         capacity = _wrk(echo_port, "/echo", seconds, 64)
         cpu = _cpu_seconds(echo.process.pid) - cpu_before
-        results.append({"benchmark": "webhook_ingest", "server": "bare FastAPI echo",
-                        "measure": "capacity (wrk, 64 connections)", "acknowledged_per_s": capacity["requests_per_s"],
-                        "non_200": capacity["non_2xx"], "p99_ms": capacity["p99_ms"],
-                        "server_cpu_us_per_event": round(cpu / max(capacity["requests"], 1) * 1e6, 1),
-                        "workers": workers, "load_average": round(os.getloadavg()[0], 1)})
-        latency = asyncio.run(_open_loop(echo_port, "/echo", [_status_body(i) for i in range(latency_events)], rate, 64))
-        results.append({"benchmark": "webhook_ingest", "server": "bare FastAPI echo", "measure": f"latency at {rate:.0f}/s",
-                        **latency, "workers": workers})
+        results.append(
+            {
+                "benchmark": "webhook_ingest",
+                "server": "bare FastAPI echo",
+                "measure": "capacity (wrk, 64 connections)",
+                "acknowledged_per_s": capacity["requests_per_s"],
+                "non_200": capacity["non_2xx"],
+                "p99_ms": capacity["p99_ms"],
+                "server_cpu_us_per_event": round(cpu / max(capacity["requests"], 1) * 1e6, 1),
+                "workers": workers,
+                "load_average": round(os.getloadavg()[0], 1),
+            }
+        )
+        latency = asyncio.run(
+            _open_loop(echo_port, "/echo", [_status_body(i) for i in range(latency_events)], rate, 64)
+        )
+        results.append(
+            {
+                "benchmark": "webhook_ingest",
+                "server": "bare FastAPI echo",
+                "measure": f"latency at {rate:.0f}/s",
+                **latency,
+                "workers": workers,
+            }
+        )
     finally:
         echo.stop()
         shutil.rmtree(echo_dir, ignore_errors=True)
