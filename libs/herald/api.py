@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from herald import db
 from herald.errors import PROBLEM_JSON, install_error_handlers, problem
+from herald.heap import freeze_startup_objects
 from herald.observability import metrics
 from herald.observability.logging import configure_logging
 from herald.observability.tracing import setup_tracing
@@ -219,6 +220,7 @@ def create_service_app(
             result = hook()
             if hasattr(result, "__await__"):
                 await result
+        freeze_startup_objects()
         yield
         for hook in on_shutdown:
             result = hook()
@@ -232,6 +234,9 @@ def create_service_app(
         version="0.1.0",
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
+        # Traces come from herald.observability.tracing (FastAPIInstrumentor) when an OTLP
+        # endpoint is set; FastAPI's own telemetry would record every request a second time.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = service
     install_error_handlers(app)

@@ -134,3 +134,28 @@ async def test_concurrent_deliveries_are_each_stored_once(
     assert sorted(queued) == sorted(
         row["id"] for row in rows
     )
+
+
+async def test_ids_committed_while_a_job_is_being_sent_share_the_next_job(redis_client: redis.Redis) -> None:
+    from herald.settings import get_settings
+    from services.webhook.ingest import JobSender
+
+    sender = JobSender(get_settings().redis_url, max_job=3)
+    sender.add([1])
+    sender.add([2, 3])  # the send started above has not run yet: these join its job
+    await asyncio.sleep(0)  # the first job is now in flight
+    sender.add([4])
+    sender.add([5, 6, 7, 8])
+    await sender.drain()
+    await sender.close()
+    jobs = [job["payload"]["event_ids"] for job in await queued_jobs_eventually(redis_client, "messages", 3)]
+    assert sorted(jobs) == [[1, 2, 3], [4, 5, 6], [7, 8]]
+
+
+async def test_a_job_that_cannot_be_sent_is_logged_and_left_to_the_relay() -> None:
+    from services.webhook.ingest import JobSender
+
+    sender = JobSender("redis://127.0.0.1:1/0")  # nothing listens there
+    sender.add([1, 2])
+    await sender.drain()  # gives up without raising: the rows stay `pending` for the relay
+    await sender.close()
