@@ -20,7 +20,7 @@ PACKAGING_CHECKS := $(call defined,lint-packaging) $(call defined,test-container
 # The static security scan (mk/security.mk) runs with the checks, before the suite.
 SECURITY_CHECKS := $(call defined,security)
 
-.PHONY: help run dev test check lint typecheck pytest test-fast sync uv migrate bench bench-quick clean clean-data
+.PHONY: help run dev test check lint typecheck pytest test-fast sync uv migrate bench bench-quick bench-tools clean clean-data
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -59,11 +59,17 @@ test-fast:  ## the test suite without the slow end-to-end tests
 migrate: sync  ## apply database migrations to DATABASE_URL
 	$(RUN) herald migrate
 
-bench: sync  ## the full benchmarks (results in bench/results/)
+bench: sync bench-tools  ## the full benchmarks (results in bench/results/)
 	$(RUN) python -m bench
 
-bench-quick: sync  ## a short benchmark run
+bench-quick: sync bench-tools  ## a short benchmark run
 	$(RUN) python -m bench --quick
+
+# wrk drives the closed-loop capacity runs; it is a Debian package (root, or sudo, installs it).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+bench-tools:
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian package wrk) for the benchmarks"; \
+	  $(SUDO) apt-get install -y -qq wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }; }
 
 clean:  ## remove caches and build output (keeps .herald/ data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build
