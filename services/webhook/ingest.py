@@ -25,12 +25,10 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
-from uuid import uuid4
 
 import psycopg
 import redis.asyncio as aioredis
 import structlog
-from dramatiq.common import current_millis
 from redis.exceptions import NoScriptError
 
 from herald import contracts, queue
@@ -175,16 +173,12 @@ class JobSender:
         """Enqueue the processing of these inbox rows; raises if Redis refused it."""
         broker: Any = queue.get_broker()
         script = broker.scripts["dispatch"]
-        message = queue.build_message(
-            contracts.PROCESS_WEBHOOK_EVENTS, contracts.ProcessWebhookEvents(event_ids=event_ids)
+        message, args = queue.prepare_for_redis(
+            broker,
+            queue.build_message(contracts.PROCESS_WEBHOOK_EVENTS, contracts.ProcessWebhookEvents(event_ids=event_ids)),
+            None,
         )
-        message = message.copy(options={"redis_message_id": str(uuid4())})
         broker.emit_before("enqueue", message, None)
-        args = [
-            "enqueue", current_millis(), message.queue_name, broker.broker_id, broker.heartbeat_timeout,
-            broker.dead_message_ttl, broker._should_do_maintenance("enqueue"), broker._max_unpack_size(),
-            message.options["redis_message_id"], message.encode(),
-        ]  # fmt: skip
         try:
             await self._client.evalsha(script.sha, 1, broker.namespace, *args)
         except NoScriptError:
