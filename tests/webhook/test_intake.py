@@ -140,10 +140,10 @@ async def test_ids_committed_while_a_job_is_being_sent_share_the_next_job(redis_
     from herald.settings import get_settings
     from services.webhook.ingest import JobSender
 
-    sender = JobSender(get_settings().redis_url, max_job=3)
+    sender = JobSender(get_settings().redis_url, max_job=3, gather_seconds=0.05)
     sender.add([1])
-    sender.add([2, 3])  # the send started above has not run yet: these join its job
-    await asyncio.sleep(0)  # the first job is now in flight
+    sender.add([2, 3])  # within the gathering time: these join its job
+    await asyncio.sleep(0.1)  # the first job is now sent or on its way
     sender.add([4])
     sender.add([5, 6, 7, 8])
     await sender.drain()
