@@ -3,7 +3,7 @@ separate process, plus the bits every benchmark needs (a fresh database, bulk se
 
     with Stack("dispatch") as stack:
         sim = stack.simulator(limits_enabled="false", callback_url="")
-        stack.worker("messages", processes=2, env=stack.sim_env(sim))
+        stack.worker("messages", env=stack.sim_env(sim))
         ...
 
 Servers: BENCH_DATABASE_URL / BENCH_REDIS_URL, else the local servers on 127.0.0.1 (what CI and
