@@ -39,8 +39,8 @@ run: sync  ## run the whole stack on http://localhost:8000 (Ctrl-C stops it)
 
 dev: run
 
-test: sync  ## lint, type-check, security scan, the whole test suite, then the packaging checks
-	$(MAKE) --no-print-directory lint typecheck $(SECURITY_CHECKS) pytest $(PACKAGING_CHECKS)
+test: sync  ## lint, type-check, security scan, the whole test suite, the packaging checks, then bench-quick
+	$(MAKE) --no-print-directory lint typecheck $(SECURITY_CHECKS) pytest $(PACKAGING_CHECKS) bench-quick
 
 check: test
 
@@ -65,11 +65,14 @@ bench: sync bench-tools  ## the full benchmarks (results in bench/results/)
 bench-quick: sync bench-tools  ## a short benchmark run
 	$(RUN) python -m bench --quick
 
-# wrk drives the closed-loop capacity runs; it is a Debian package (root, or sudo, installs it).
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# wrk drives the closed-loop capacity runs; it is a Debian package (root, or sudo without a
+# password, installs it). Without it the benchmarks fall back to Python load generators.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 bench-tools:
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package wrk) for the benchmarks"; \
-	  $(SUDO) apt-get install -y -qq wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }; }
+	  $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 \
+	  || { $(SUDO) apt-get update -qq >/dev/null 2>&1 && $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1; } \
+	  || echo "wrk could not be installed: capacity runs use the Python load generators"; }
 
 clean:  ## remove caches and build output (keeps .herald/ data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build

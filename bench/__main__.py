@@ -3,7 +3,8 @@
 Each benchmark module exposes `run(quick: bool) -> list[row]` where a row is
 {group, figure, value, unit, kind (herald | baseline | ceiling), goal, notes}; figures are
 printed beside the baselines measured in the same run. Results go to bench/results/latest.md
-and latest.json together with the machine's description (core count first).
+and latest.json (latest-quick.* for `--quick`, which CI runs) together with the machine's
+description (core count first).
 """
 
 from __future__ import annotations
@@ -118,10 +119,15 @@ def main() -> None:
     print()
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.md").write_text(text)
-    (RESULTS / "latest.json").write_text(
+    # Not tracked: a run never dirties the checkout (CI runs the quick size); results worth
+    # keeping are copied under a name of their own.
+    name = "latest-quick" if args.quick else "latest"
+    (RESULTS / f"{name}.md").write_text(text)
+    (RESULTS / f"{name}.json").write_text(
         json.dumps({"machine": info, "quick": args.quick, "rows": rows, "errors": errors}, indent=2) + "\n"
     )
+    if errors:
+        raise SystemExit(f"{len(errors)} benchmark(s) failed: {', '.join(errors)}")
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def bare_lifecycle(stack: Stack, count: int) -> float:
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
-    count = 300 if quick else 2_000
+    count = 100 if quick else 2_000
     with Stack("lifecycle") as stack:
         baseline = bare_lifecycle(stack, count)
         for process in list(stack.processes):
