@@ -58,12 +58,19 @@ _RECORD_TIMELINE = text(
     RETURNING message_id, status
     """
 )
+# Written as "move forward, fill what is empty" rather than "set": the same end state as the
+# computed one, and a write can never undo another transaction's, whatever it read.
 _WRITE_MESSAGES = text(
     """
     UPDATE messages AS m SET
-        status = v.status, wamid = v.wamid, pricing = CAST(v.pricing AS jsonb),
-        conversation = CAST(v.conversation AS jsonb), sent_at = v.sent_at,
-        delivered_at = v.delivered_at, read_at = v.read_at, updated_at = :now
+        status = CASE WHEN m.status = 'failed' THEN m.status
+                      WHEN array_position(ARRAY['queued', 'sending', 'sent', 'delivered', 'read'], v.status)
+                           > coalesce(array_position(ARRAY['queued', 'sending', 'sent', 'delivered', 'read'], m.status), 0)
+                      THEN v.status ELSE m.status END,
+        wamid = COALESCE(m.wamid, v.wamid), pricing = COALESCE(CAST(v.pricing AS jsonb), m.pricing),
+        conversation = COALESCE(CAST(v.conversation AS jsonb), m.conversation),
+        sent_at = COALESCE(m.sent_at, v.sent_at), delivered_at = COALESCE(m.delivered_at, v.delivered_at),
+        read_at = COALESCE(m.read_at, v.read_at), updated_at = :now
     FROM unnest(
         CAST(:ids AS uuid[]), CAST(:status AS text[]), CAST(:wamid AS text[]), CAST(:pricing AS text[]),
         CAST(:conversation AS text[]), CAST(:sent_at AS timestamptz[]), CAST(:delivered_at AS timestamptz[]),
