@@ -84,4 +84,3 @@ async def test_metrics_count_requests_by_route_template(client) -> None:
     text = (await client.get("/metrics")).text
     assert 'route="/echo/{item_id}"' in text
     assert 'route="/echo/41"' not in text
-
