@@ -6,6 +6,8 @@ SHELL := /bin/bash
 # wherever this Python's pip would put scripts).
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.herald/tools/bin/uv)
 RUN := $(UV) run --frozen
+# Scripts and tests call uv/uvx by name (scripts/tools.sh fetches helm through uvx).
+export PATH := $(patsubst %/,%,$(dir $(UV))):$(PATH)
 # pytest-xdist workers; the suite is sized for a 2-core machine.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
