@@ -163,9 +163,13 @@ WORKER_SETTINGS = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def webhook_worker_process(herald_environment: dict[str, str]) -> Iterator[WorkerProcess]:
-    """`dramatiq` with the webhook actors on the messages queue, for the whole session."""
+    """`dramatiq` with the webhook actors on the messages queue, for one test module.
+
+    Not for the session: a consumer of `messages` without the send actor would take the send
+    jobs of a later test's own messages worker on this Redis database and dead-letter them.
+    """
     worker = WorkerProcess({**os.environ, **WORKER_SETTINGS}, ("services.webhook.actors",))
     worker.wait_ready()
     yield worker
