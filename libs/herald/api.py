@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from herald import db
 from herald.errors import PROBLEM_JSON, install_error_handlers, problem
+from herald.heap import freeze_startup_objects
 from herald.observability import metrics
 from herald.observability.logging import configure_logging
 from herald.observability.tracing import setup_tracing
@@ -219,6 +220,7 @@ def create_service_app(
             result = hook()
             if hasattr(result, "__await__"):
                 await result
+        freeze_startup_objects()
         yield
         for hook in on_shutdown:
             result = hook()

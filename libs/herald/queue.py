@@ -48,6 +48,7 @@ def get_broker() -> RedisBroker:
     global _broker
     if _broker is None:
         settings = get_settings()
+        from herald.heap import FreezeStartupObjects
         from herald.observability.dramatiq_middleware import ObservabilityMiddleware
 
         middleware = [
@@ -62,6 +63,7 @@ def get_broker() -> RedisBroker:
             Retries(max_retries=8, min_backoff=500, max_backoff=300_000),
             AsyncIO(),
             CurrentMessage(),
+            FreezeStartupObjects(),
             *_extra_middleware,
         ]
         _broker = RedisBroker(url=settings.redis_url, middleware=middleware, namespace="herald")
