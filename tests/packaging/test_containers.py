@@ -25,8 +25,7 @@ import pytest
 from tests.packaging.conftest import ROOT
 
 SOCK = os.environ.get("HERALD_DOCKER_SOCK", "/run/herald-docker/docker.sock")
-# Debian's client speaks the engine's API version; a newer CLI earlier on PATH may not.
-DOCKER_CLI = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
+
 COMPOSE = str(ROOT / ".tools" / "bin" / "docker-compose")
 COMPOSE_FILES = ["-f", "docker-compose.prod.yml", "-f", "docker-compose.test.yml"]
 TARGETS = ["contacts", "messaging", "automation", "webhook", "simulator", "gateway", "worker", "jobs", "migrate"]
@@ -42,12 +41,18 @@ ADMIN_PASSWORD = "e2e-admin-password-123"
 PHONE = "+14155550123"
 
 
+def docker_cli() -> str:
+    """Debian's client speaks the engine's API version; a newer CLI earlier on PATH may not (and may
+    lack buildx). Looked up when used: the engine script installs docker.io on a fresh machine."""
+    return "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
+
+
 def env() -> dict[str, str]:
     return {
         **os.environ,
         "DOCKER_HOST": f"unix://{SOCK}",
         "DOCKER_BUILDKIT": "1",
-        "HERALD_DOCKER_CLI": DOCKER_CLI,
+        "HERALD_DOCKER_CLI": docker_cli(),
         "IMAGE_TAG": TAG,
         "IMAGE_PREFIX": "herald-",
         "COMPOSE_PROJECT_NAME": PROJECT,
@@ -81,7 +86,7 @@ def run(*args: str, timeout: float = 900, check: bool = True) -> subprocess.Comp
 
 
 def docker(*args: str, timeout: float = 900) -> str:
-    return run(DOCKER_CLI, *args, timeout=timeout).stdout
+    return run(docker_cli(), *args, timeout=timeout).stdout
 
 
 def compose(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -98,7 +103,7 @@ def engine() -> Iterator[None]:
     finally:
         # Dangling images are the previous builds of this run's tags: dropping them keeps the data
         # root from growing with every run that changes the code; the tagged ones stay cached.
-        run(DOCKER_CLI, "image", "prune", "--force", check=False)
+        run(docker_cli(), "image", "prune", "--force", check=False)
         run(str(ROOT / "docker" / "local" / "engine.sh"), "stop", check=False)
 
 
