@@ -209,7 +209,18 @@ async def _messages_change(
         outcome.handled += 1
 
 
-def _callback_message_id(status: dict[str, Any]) -> uuid.UUID | None:
+def billing_details(name: str, status: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(pricing, conversation) of a status, from `sent` only: Meta repeats them on later statuses,
+    not always identically (the `sent` copy has the expiry), so this keeps the result
+    independent of the order statuses arrive in."""
+    if name != MessageStatus.SENT:
+        return None, None
+    pricing, conversation = status.get("pricing"), status.get("conversation")
+    return (pricing if isinstance(pricing, dict) else None), (conversation if isinstance(conversation, dict) else None)
+
+
+def callback_message_id(status: dict[str, Any]) -> uuid.UUID | None:
+    """Herald's message id, which every send carries as `biz_opaque_callback_data`."""
     try:
         return uuid.UUID(str(status.get("biz_opaque_callback_data")))
     except ValueError:
@@ -229,13 +240,7 @@ async def _status(session: AsyncSession, status: dict[str, Any], outcome: Outcom
     occurred_at = _timestamp(status.get("timestamp"), where)
     errors = status.get("errors")
     error = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else None
-    # Meta repeats pricing/conversation on later statuses, not always identically (the `sent`
-    # copy has the expiry). Taking them from `sent` only keeps the result independent of order.
-    billing = name == MessageStatus.SENT
-    pricing = status.get("pricing") if billing and isinstance(status.get("pricing"), dict) else None
-    conversation = (
-        status.get("conversation") if billing and isinstance(status.get("conversation"), dict) else None
-    )
+    pricing, conversation = billing_details(name, status)
     arguments: dict[str, Any] = {
         "status": name,
         "occurred_at": occurred_at,
@@ -243,7 +248,7 @@ async def _status(session: AsyncSession, status: dict[str, Any], outcome: Outcom
         "pricing": pricing,
         "conversation": conversation,
     }
-    message_id = _callback_message_id(status)
+    message_id = callback_message_id(status)
     try:
         if message_id is not None:
             try:

@@ -32,7 +32,8 @@ log = structlog.get_logger("herald.webhook")
 MAX_ERROR_CHARS = 4000
 
 
-def _transient(exc: BaseException) -> bool:
+def transient_database_error(exc: BaseException) -> bool:
+    """An outage (connection lost or refused), retried by the broker rather than recorded."""
     if isinstance(exc, OperationalError | InterfaceError):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
@@ -89,7 +90,7 @@ async def process_inbox_event(event_id: int) -> str | None:
             outcome = await process_payload(session, orjson.loads(row.body))
             result = _finish(row, outcome)
     except Exception as exc:
-        if _transient(exc):
+        if transient_database_error(exc):
             raise
         await _record_failure(event_id, exc)
         metrics.WEBHOOK_INBOX_OUTCOMES.labels(InboxStatus.FAILED.value).inc()

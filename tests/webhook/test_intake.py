@@ -134,3 +134,4 @@ async def test_concurrent_deliveries_are_each_stored_once(
     assert sorted(queued) == sorted(
         row["id"] for row in rows
     )
+

@@ -72,6 +72,60 @@ def error_fields(error: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The message columns a status reads or writes.
+STATE_COLUMNS = ("status", "wamid", "pricing", "conversation", *TIMESTAMP_COLUMN.values())
+
+
+def status_changes(
+    current: dict[str, Any],
+    *,
+    status: str,
+    occurred_at: datetime,
+    error: dict[str, Any] | None = None,
+    wamid: str | None = None,
+    pricing: dict[str, Any] | None = None,
+    conversation: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The column changes one status makes to a message whose `STATE_COLUMNS` are `current`."""
+    changes: dict[str, Any] = {}
+    new_status = next_status(current["status"], status)
+    column = TIMESTAMP_COLUMN[status]
+    # A late failure after delivery is timeline-only: the message did reach the phone.
+    timeline_only = status == MessageStatus.FAILED and new_status != MessageStatus.FAILED
+    if not timeline_only and current[column] is None and current["status"] != MessageStatus.FAILED:
+        changes[column] = occurred_at
+    if new_status != current["status"]:
+        changes["status"] = new_status
+        if new_status == MessageStatus.FAILED and error:
+            changes.update(error_fields(error))
+    if wamid and current["wamid"] is None:
+        changes["wamid"] = wamid
+    if pricing and current["pricing"] != pricing:
+        changes["pricing"] = pricing
+    if conversation and current["conversation"] != conversation:
+        changes["conversation"] = conversation
+    return changes
+
+
+def status_event(
+    message_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    automation_run_id: uuid.UUID | None,
+    status: str,
+    occurred_at: datetime,
+    error: dict[str, Any] | None = None,
+) -> contracts.MessageStatusEvent:
+    """The automation event for a newly recorded status."""
+    return contracts.MessageStatusEvent(
+        message_id=message_id,
+        contact_id=contact_id,
+        status=status,
+        automation_run_id=automation_run_id,
+        error_code=error_fields(error)["error_code"] if error else None,
+        occurred_at=occurred_at,
+    )
+
+
 async def apply_status(
     session: AsyncSession,
     *,
@@ -117,41 +171,19 @@ async def apply_status(
         )
     ).first() is not None
 
-    changed = inserted
-    new_status = next_status(row.status, status)
-    column = TIMESTAMP_COLUMN[status]
-    # A late failure after delivery is timeline-only: the message did reach the phone.
-    timeline_only = status == MessageStatus.FAILED and new_status != MessageStatus.FAILED
-    if not timeline_only and getattr(row, column) is None and row.status != MessageStatus.FAILED:
-        setattr(row, column, occurred_at)
-        changed = True
-    if new_status != row.status:
-        row.status = new_status
-        changed = True
-        if new_status == MessageStatus.FAILED and error:
-            for key, value in error_fields(error).items():
-                setattr(row, key, value)
-    if wamid and row.wamid is None:
-        row.wamid = wamid
-        changed = True
-    if pricing and row.pricing != pricing:
-        row.pricing = pricing
-        changed = True
-    if conversation and row.conversation != conversation:
-        row.conversation = conversation
-        changed = True
-    if changed:
+    current = {column: getattr(row, column) for column in STATE_COLUMNS}
+    changes = status_changes(
+        current, status=status, occurred_at=occurred_at, error=error, wamid=wamid, pricing=pricing,
+        conversation=conversation,
+    )  # fmt: skip
+    for column, value in changes.items():
+        setattr(row, column, value)
+    changed = inserted or bool(changes)
+    if changes:
         await session.flush()
     if inserted and status in PUBLISHED:
         queue.enqueue(
             contracts.MESSAGE_STATUS,
-            contracts.MessageStatusEvent(
-                message_id=row.id,
-                contact_id=row.contact_id,
-                status=status.value,
-                automation_run_id=row.automation_run_id,
-                error_code=error_fields(error)["error_code"] if error else None,
-                occurred_at=occurred_at,
-            ),
+            status_event(row.id, row.contact_id, row.automation_run_id, status.value, occurred_at, error),
         )
     return changed
