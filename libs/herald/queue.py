@@ -13,9 +13,11 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+from uuid import uuid4
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import (
     AgeLimit,
     AsyncIO,
@@ -91,11 +93,44 @@ class EnqueueBuffer:
 
     def flush(self) -> None:
         pending, self.pending = self.pending, []
-        if not pending:
-            return
-        broker = get_broker()
-        for message, delay_ms in pending:
-            broker.enqueue(message, delay=delay_ms)
+        if len(pending) == 1:
+            get_broker().enqueue(pending[0][0], delay=pending[0][1])
+        elif pending:
+            send_in_one_round_trip(pending)
+
+
+def prepare_for_redis(
+    broker: RedisBroker, message: dramatiq.Message[Any], delay_ms: int | None
+) -> tuple[dramatiq.Message[Any], list[Any]]:
+    """What `RedisBroker.enqueue` sends, without sending it: the message as stored (its own
+    Redis id; the delay queue and eta when delayed) and the arguments of the broker's dispatch
+    script for the `enqueue` command. Enqueue hooks are the caller's to emit."""
+    queue_name = message.queue_name
+    message = message.copy(options={"redis_message_id": str(uuid4())})
+    if delay_ms is not None:
+        queue_name = dq_name(queue_name)
+        message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay_ms})
+    args = [
+        "enqueue", current_millis(), queue_name, broker.broker_id, broker.heartbeat_timeout,
+        broker.dead_message_ttl, broker._should_do_maintenance("enqueue"), broker._max_unpack_size(),
+        message.options["redis_message_id"], message.encode(),
+    ]  # fmt: skip
+    return message, args
+
+
+def send_in_one_round_trip(pending: list[tuple[dramatiq.Message[Any], int | None]]) -> None:
+    """Enqueue several messages through one Redis pipeline instead of a round trip each: an
+    actor that handled a batch of webhook statuses emits one automation event per status."""
+    broker = get_broker()
+    script = broker.scripts["dispatch"]
+    prepared = [(prepare_for_redis(broker, message, delay_ms), delay_ms) for message, delay_ms in pending]
+    pipeline = broker.client.pipeline(transaction=False)
+    for (message, args), delay_ms in prepared:
+        broker.emit_before("enqueue", message, delay_ms)
+        script(keys=[broker.namespace], args=args, client=pipeline)
+    pipeline.execute()
+    for (message, _), delay_ms in prepared:
+        broker.emit_after("enqueue", message, delay_ms)
 
 
 _buffer: contextvars.ContextVar[EnqueueBuffer | None] = contextvars.ContextVar("herald_enqueue_buffer", default=None)

@@ -10,6 +10,7 @@ from herald.contracts import (
 )
 from herald.queue import actor
 from services.webhook.service import process_inbox_event
+from services.webhook.status_batch import apply_plain_statuses
 
 
 @actor(PROCESS_WEBHOOK_EVENT, max_retries=10, min_backoff=1000, max_backoff=300_000)
@@ -21,7 +22,8 @@ async def process_webhook_event(payload: ProcessWebhookEvent) -> None:
 
 @actor(PROCESS_WEBHOOK_EVENTS, max_retries=10, min_backoff=1000, max_backoff=300_000)
 async def process_webhook_events(payload: ProcessWebhookEvents) -> None:
-    """Process one intake batch in arrival order, each row in its own transaction. A database
-    outage retries the whole job; rows already finished are left alone the second time."""
-    for event_id in payload.event_ids:
+    """Process one intake batch: its plain statuses together, then every other row in arrival
+    order, each in its own transaction. A database outage retries the whole job; rows already
+    finished are left alone the second time."""
+    for event_id in await apply_plain_statuses(payload.event_ids):
         await process_inbox_event(event_id)

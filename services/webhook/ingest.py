@@ -11,11 +11,14 @@ as one binary `text[]` parameter (the text-format array dumper costs about seven
 CPU). A single autocommit statement is its own transaction: when its result arrives, the rows
 are committed.
 
-After the commit one processing job for the whole batch (`webhook.process_events`) is sent on
-an asyncio Redis client, then the batch's requests are answered; the next batch does not wait
-for Redis.
-If Redis is down then, the rows are still stored as `pending` and the relay re-enqueues them
-later; Meta still gets its 200 because the event is safe.
+The batch's requests are answered as soon as the commit returns. Their ids then go to the
+`JobSender`, which sends `webhook.process_events` jobs on an asyncio Redis client one at a
+time, each gathering the ids committed in the 20 ms after its first one and while the previous
+send was in flight: a busy process sends one job for many batches, the worker applies their
+statuses together, and Redis costs nothing on the answer path.
+If the process dies or Redis is down before the job is sent, the rows are still stored as
+`pending` and the webhook-relay job re-enqueues them later; Meta still got its 200 because
+the event is safe.
 """
 
 from __future__ import annotations
@@ -23,12 +26,10 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
-from uuid import uuid4
 
 import psycopg
 import redis.asyncio as aioredis
 import structlog
-from dramatiq.common import current_millis
 from redis.exceptions import NoScriptError
 
 from herald import contracts, queue
@@ -86,8 +87,10 @@ class InboxWriter:
                 batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
                 ids = await self._write(batch)
                 if ids:
-                    # The next batch need not wait for Redis: these rows are already safe.
-                    self._track(self._enqueue_and_answer(batch, ids))
+                    for (_, future), event_id in zip(batch, ids, strict=True):
+                        if not future.done():
+                            future.set_result(event_id)
+                    self._jobs.add(ids)
         finally:
             # No await between the empty check and here, so no request can slip in unserved.
             self._active -= 1
@@ -117,22 +120,15 @@ class InboxWriter:
             self._conninfo, autocommit=True, connect_timeout=5, application_name="herald-webhook-intake"
         )
 
-    async def _enqueue_and_answer(self, batch: list[tuple[str, asyncio.Future[int]]], ids: list[int]) -> None:
-        # Answered once the job is in Redis too, so in normal operation an acknowledged event
-        # is already queued; the relay is only the backstop for a Redis outage.
-        try:
-            await self._jobs.send(ids)
-        except Exception as exc:
-            # Stored, so still acknowledged: the relay re-enqueues rows the broker never got.
-            log.warning("webhook_enqueue_failed", error=f"{type(exc).__name__}: {exc}"[:500], batch=len(ids))
-        for (_, future), event_id in zip(batch, ids, strict=True):
-            if not future.done():
-                future.set_result(event_id)
+    async def jobs_sent(self) -> None:
+        """Wait until the processing jobs of every answered event have been sent."""
+        await self._jobs.drain()
 
     async def close(self) -> None:
         """Wait for batches and enqueues in flight, then close the connections (shutdown)."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.jobs_sent()
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.close()
@@ -140,30 +136,56 @@ class InboxWriter:
 
 
 class JobSender:
-    """Sends one `webhook.process_events` job per committed batch, on an asyncio Redis client.
+    """Sends `webhook.process_events` jobs for committed inbox rows, one send at a time.
 
-    One job per batch instead of one per row keeps the Redis and client work per event small.
-    The message is the one `RedisBroker.enqueue` would send (its dispatch Lua script by
-    `EVALSHA`, its enqueue hooks), so workers and metrics see an ordinary message.
+    Ids added within `gather_seconds` of the first, or while a send is in flight, go out
+    together in one job (up to `max_job`), so the Redis and worker cost per event shrinks as
+    the load grows. The message is the one `RedisBroker.enqueue` would send (its dispatch Lua
+    script by `EVALSHA`, its enqueue hooks), so workers and metrics see an ordinary message.
     """
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, *, max_job: int = 1000, gather_seconds: float = 0.02) -> None:
         self._client: aioredis.Redis = aioredis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self.max_job = max_job
+        # How long the first id of a job waits for company. Meta acknowledges nothing on this
+        # path, and a worker applies a job's statuses together, so a job of many rows costs
+        # far less than many jobs of one.
+        self.gather_seconds = gather_seconds
+        self._pending: list[int] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    def add(self, event_ids: list[int]) -> None:
+        """Queue committed rows for processing; returns at once."""
+        self._pending.extend(event_ids)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_pending())
+
+    async def drain(self) -> None:
+        """Wait until every added id has been sent (or given up on): shutdown."""
+        while self._sender is not None and not self._sender.done():
+            await self._sender
+
+    async def _send_pending(self) -> None:
+        if self.gather_seconds:
+            await asyncio.sleep(self.gather_seconds)
+        while self._pending:
+            ids, self._pending = self._pending[: self.max_job], self._pending[self.max_job :]
+            try:
+                await self.send(ids)
+            except Exception as exc:
+                # Stored, so already acknowledged: the relay re-enqueues rows the broker never got.
+                log.warning("webhook_enqueue_failed", error=f"{type(exc).__name__}: {exc}"[:500], batch=len(ids))
 
     async def send(self, event_ids: list[int]) -> None:
         """Enqueue the processing of these inbox rows; raises if Redis refused it."""
         broker: Any = queue.get_broker()
         script = broker.scripts["dispatch"]
-        message = queue.build_message(
-            contracts.PROCESS_WEBHOOK_EVENTS, contracts.ProcessWebhookEvents(event_ids=event_ids)
+        message, args = queue.prepare_for_redis(
+            broker,
+            queue.build_message(contracts.PROCESS_WEBHOOK_EVENTS, contracts.ProcessWebhookEvents(event_ids=event_ids)),
+            None,
         )
-        message = message.copy(options={"redis_message_id": str(uuid4())})
         broker.emit_before("enqueue", message, None)
-        args = [
-            "enqueue", current_millis(), message.queue_name, broker.broker_id, broker.heartbeat_timeout,
-            broker.dead_message_ttl, broker._should_do_maintenance("enqueue"), broker._max_unpack_size(),
-            message.options["redis_message_id"], message.encode(),
-        ]  # fmt: skip
         try:
             await self._client.evalsha(script.sha, 1, broker.namespace, *args)
         except NoScriptError:

@@ -42,8 +42,18 @@ async def client(dispose_engines: None) -> AsyncIterator[httpx.AsyncClient]:
     from services.webhook.app import create_app
 
     app = create_app()
+
+    async def jobs_sent(_: httpx.Response) -> None:
+        # The intake answers at commit and sends the processing job right after; tests then
+        # wait synchronously for the worker, so let the send finish before handing back.
+        writer = getattr(app.state, "inbox_writer", None)
+        if writer is not None:
+            await writer.jobs_sent()
+
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://webhook.test") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://webhook.test", event_hooks={"response": [jobs_sent]}
+    ) as http:
         yield http
     # ASGITransport runs no lifespan: close the intake's connections as shutdown would.
     writer = getattr(app.state, "inbox_writer", None)
