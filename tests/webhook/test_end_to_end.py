@@ -85,11 +85,17 @@ async def test_sent_message_comes_back_read_and_a_stop_reply_refuses_the_next_ma
         return row if row["status"] == "read" else None
 
     wait_until(read, timeout=90, interval=0.2)
-    events = database.rows(
-        "SELECT status, occurred_at FROM message_status_events"
-        " WHERE message_id = %s AND status IN ('sent', 'delivered', 'read')",
-        message_id,
-    )
+
+    def timeline() -> list[dict[str, Any]] | None:
+        rows = database.rows(
+            "SELECT status, occurred_at FROM message_status_events"
+            " WHERE message_id = %s AND status IN ('sent', 'delivered', 'read')",
+            message_id,
+        )
+        return rows if len(rows) == 3 else None
+
+    # The worker's threads may finish `read` before `delivered`: wait for the whole timeline.
+    events = wait_until(timeline, timeout=30, interval=0.2)
     at = {event["status"]: event["occurred_at"] for event in events}
     # `sent` is stamped by the send itself (to the microsecond); Meta's times are whole seconds.
     assert len(events) == 3 and at["delivered"] <= at["read"]
