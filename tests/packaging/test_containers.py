@@ -25,7 +25,6 @@ import pytest
 from tests.packaging.conftest import ROOT
 
 SOCK = os.environ.get("HERALD_DOCKER_SOCK", "/run/herald-docker/docker.sock")
-
 COMPOSE = str(ROOT / ".tools" / "bin" / "docker-compose")
 COMPOSE_FILES = ["-f", "docker-compose.prod.yml", "-f", "docker-compose.test.yml"]
 TARGETS = ["contacts", "messaging", "automation", "webhook", "simulator", "gateway", "worker", "jobs", "migrate"]
