@@ -12,6 +12,8 @@
 # but copies a whole image for every layer and container (minutes per stack on a slow disk).
 # HERALD_DOCKER_STORAGE_DRIVER forces one.
 set -euo pipefail
+# Debian installs dockerd (and apt's helpers) under sbin, which a non-login root PATH may lack.
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 DATA_ROOT="${HERALD_DOCKER_DATA_ROOT:-/var/lib/herald-docker}"
 RUN_DIR="${HERALD_DOCKER_RUN_DIR:-/run/herald-docker}"
