@@ -35,6 +35,7 @@ from bench.stack import PEAK_MEMORY, SIM_TOKEN, Simulator, Stack, wait_for
 GROUP = "Dispatch"
 TEMPLATE = {"name": "hello_world", "language": "en_US"}
 GOAL_RATE = 1000.0
+WARM_BATCH, WARM_BATCHES_PER_THREAD = 10, 3
 
 
 def _row(figure: str, value: float, unit: str, kind: str, goal: str = "", notes: str = "") -> dict[str, Any]:
@@ -128,13 +129,16 @@ def queue_messages(stack: Stack, count: int) -> list[uuid.UUID]:
     return asyncio.run(insert())
 
 
-def hand_over(ids: list[uuid.UUID]) -> None:
-    """Enqueue SEND_MESSAGES jobs for these ids (batches of 100), as a committed request would."""
+def hand_over(ids: list[uuid.UUID], batch_size: int | None = None) -> None:
+    """Enqueue SEND_MESSAGES jobs for these ids (batches of 100 unless `batch_size`), as a
+    committed request would."""
     from herald import queue
     from herald.messaging.outbound import enqueue_send
 
+    step = batch_size or len(ids) or 1
     with queue.enqueue_buffer() as buffer:
-        enqueue_send(ids)
+        for start in range(0, len(ids), step):
+            enqueue_send(ids[start : start + step])
     buffer.flush()
 
 
@@ -158,7 +162,8 @@ def herald_dispatch(
     stack: Stack, sim: Simulator, count: int, processes: int, threads: int, containers: int = 1
 ) -> dict[str, Any]:
     """`containers` worker commands of `processes` processes each (the chart runs replicas of one)."""
-    warmup = queue_messages(stack, count + 200)
+    warm_count = WARM_BATCH * WARM_BATCHES_PER_THREAD * containers * processes * threads
+    warmup = queue_messages(stack, count + warm_count)
     ids, warm = warmup[:count], warmup[count:]
     # The messaging actors only (what `herald worker messages` runs, minus the webhook actors),
     # so this figure does not depend on the webhook service's code.
@@ -179,8 +184,13 @@ def herald_dispatch(
     ]  # fmt: skip
     output = "\n".join(worker.output() for worker in workers)
     done = "SELECT count(*) FROM messages WHERE id = ANY(%s) AND status IN ('sent', 'failed')"
-    # Warm the workers up (imports, pools, connections) before the measured run.
-    hand_over(warm)
+    # Warm every worker up (imports, pools, connections) before the measured run, so no worker
+    # still boots (and burns CPU on imports) inside the measurement: once each has said it is
+    # ready, small batches, three per thread in all (more than one worker prefetches), reach each.
+    ready = "Worker process is ready for action"
+    wait_for(lambda: all(worker.output(tail=1_000_000).count(ready) >= processes for worker in workers),
+             timeout=120, what=f"worker start\n{output}")  # fmt: skip
+    hand_over(warm, batch_size=WARM_BATCH)
     wait_for(lambda: stack.count(done, warm) >= len(warm), timeout=120, what=f"warm-up\n{output}")
     sim.reset()
     cpu_before = sum(_tree_cpu(worker.pid) for worker in workers)
