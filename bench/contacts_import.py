@@ -2,7 +2,8 @@
 
 bench/contacts.py puts the import's wall time in the benchmark table; on a shared, loaded machine
 wall time mostly measures the neighbours, so this reports where the CPU went too: the API
-process tree (gunicorn + its worker), and PostgreSQL's backends for the stack's database.
+process tree (gunicorn + its worker), and PostgreSQL (the stack database's backends and the
+server's background processes).
 
 Run: `uv run python -m bench.contacts_import [--rows N]`.
 """
@@ -16,34 +17,7 @@ from typing import Any
 import psutil
 
 from bench.contacts import admin_headers, copy_baseline, import_csv, make_csv
-from bench.stack import PEAK_MEMORY, Stack
-
-
-def _tree_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process and its children."""
-    root = psutil.Process(pid)
-    total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def _postgres_cpu(database: str) -> float:
-    """CPU seconds of the PostgreSQL backends serving `database` (their titles name it)."""
-    total = 0.0
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        try:
-            title = " ".join(proc.info["cmdline"] or [])
-            if title.startswith("postgres:") and f" {database} " in f" {title} ":
-                times = proc.cpu_times()
-                total += times.user + times.system
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total
+from bench.stack import PEAK_MEMORY, Stack, postgres_cpu, tree_cpu
 
 
 def run(rows: int) -> list[dict[str, Any]]:
@@ -56,7 +30,7 @@ def run(rows: int) -> list[dict[str, Any]]:
             {"figure": "PostgreSQL COPY of the same CSV into a plain table", "wall_s": copy_baseline(stack, csv)}
         )
         for label in ("new contacts", "same file again (all updates)"):
-            api_before, db_before = _tree_cpu(process.pid), _postgres_cpu(stack.db_name)
+            api_before, db_before = tree_cpu(process.pid), postgres_cpu(stack.db_name)
             load = psutil.getloadavg()[0]
             elapsed, report = import_csv(url, headers, csv)
             time.sleep(0.5)  # let the backend's counters settle
@@ -64,8 +38,8 @@ def run(rows: int) -> list[dict[str, Any]]:
             results.append({
                 "figure": f"import of {rows:,} rows, {label}",
                 "wall_s": elapsed,
-                "api_cpu_s": _tree_cpu(process.pid) - api_before,
-                "postgres_cpu_s": _postgres_cpu(stack.db_name) - db_before,
+                "api_cpu_s": tree_cpu(process.pid) - api_before,
+                "postgres_cpu_s": postgres_cpu(stack.db_name) - db_before,
                 "load_1m": load,
                 "api_peak_rss_mb": PEAK_MEMORY.peaks.get("api contacts", 0.0),
                 "report": {k: report[k] for k in ("created", "updated", "failed")},

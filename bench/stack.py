@@ -157,6 +157,48 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1_048_576
 
 
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    return sum(_cpu_seconds(proc) for proc in procs)
+
+
+def postgres_cpu(database: str) -> float:
+    """CPU seconds so far of the PostgreSQL backends serving `database` (their titles name it)
+    and of the server's own background processes (WAL writer, checkpointer, ...), which work
+    for whichever database is busy."""
+    total = 0.0
+    for proc in psutil.process_iter(["cmdline"]):
+        title = " ".join(proc.info["cmdline"] or [])
+        if not title.startswith("postgres:"):
+            continue
+        serves_a_client = "(" in title or "[local]" in title
+        if not serves_a_client or f" {database} " in f" {title} ":
+            total += _cpu_seconds(proc)
+    return total
+
+
+def redis_cpu() -> float:
+    """CPU seconds so far of the Redis (or Valkey) servers on this machine."""
+    return sum(
+        _cpu_seconds(proc)
+        for proc in psutil.process_iter(["name"])
+        if (proc.info["name"] or "").startswith(("redis-server", "valkey-server"))
+    )
+
+
+def _cpu_seconds(proc: psutil.Process) -> float:
+    try:
+        times = proc.cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+    return times.user + times.system
+
+
 class PeakMemory:
     """Samples the resident memory of registered process trees every 0.2 s; keeps the peak per role.
 
