@@ -8,6 +8,8 @@
 # Prints the image reference. The tag carries a hash of this script, so an edited package
 # list rebuilds it and an unchanged one is reused from the engine's data root.
 set -euo pipefail
+# Debian installs debootstrap under sbin, which a non-login root PATH may lack.
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 here="$(cd "$(dirname "$0")" && pwd)"
 DOCKER="${HERALD_DOCKER_CLI:-docker}"
