@@ -18,21 +18,21 @@ IMAGE_TAG ?= dev
 
 tools: $(HELM) $(DOCKER_COMPOSE)
 
-$(HELM) $(DOCKER_COMPOSE): scripts/tools.sh
+$(HELM) $(DOCKER_COMPOSE): scripts/tools.sh | uv
 	scripts/tools.sh
 	@touch $(HELM) $(DOCKER_COMPOSE)
 
-wheelhouse:
+wheelhouse: uv
 	scripts/wheelhouse.sh
 
 images: wheelhouse
 	BASE_IMAGE=$(BASE_IMAGE) IMAGE_PREFIX=$(IMAGE_PREFIX) IMAGE_TAG=$(IMAGE_TAG) docker/build-images.sh
 
-lint-packaging: tools
+lint-packaging: sync tools
 	$(UV) run --frozen pytest tests/packaging -q -p no:randomly -p no:cacheprovider
 
 # Starts its own engine (root; installs docker.io when absent), builds from a debootstrapped
 # base cached in /var/lib/herald-docker, runs the stack end to end and stops the engine.
-test-containers: tools
+test-containers: sync tools
 	HERALD_CONTAINER_TESTS=1 $(UV) run --frozen pytest tests/packaging/test_containers.py -v -s -p no:randomly \
 	  -p no:cacheprovider --timeout 1500
