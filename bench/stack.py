@@ -141,15 +141,19 @@ def drop_database(admin_url: str, name: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children in MiB (what a container's limit counts)."""
+def _process_tree(pid: int) -> list[psutil.Process]:
+    """A process and its children; empty when it is gone."""
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
+        return []
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children in MiB (what a container's limit counts)."""
     total = 0
-    for proc in procs:
+    for proc in _process_tree(pid):
         try:
             total += proc.memory_info().rss
         except psutil.NoSuchProcess:
@@ -159,12 +163,7 @@ def tree_rss_mb(pid: int) -> float:
 
 def tree_cpu(pid: int) -> float:
     """User + system CPU seconds of a process and its children so far."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    return sum(_cpu_seconds(proc) for proc in procs)
+    return sum(_cpu_seconds(proc) for proc in _process_tree(pid))
 
 
 def postgres_cpu(database: str) -> float:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import dramatiq
 import redis
 
 from herald.contracts import Contract, Queue
-from herald.queue import actor, enqueue, get_broker
+from herald.queue import actor, enqueue
+from tests.fixtures.queue_worker import in_process_worker
 from tests.observability.worker_contracts import Work
 
 LOOP_PROBE = Contract("foundation_test.loop_probe", Queue.ANALYTICS, Work)
@@ -23,14 +23,8 @@ def test_async_actors_run_on_the_uvloop_event_loop(redis_url: str) -> None:
         await asyncio.sleep(0)
         client.set(LOOP_KEY, type(asyncio.get_running_loop()).__module__)
 
-    broker = get_broker()
     enqueue(LOOP_PROBE, Work(n=1))
-    worker = dramatiq.Worker(broker, worker_threads=1)
-    worker.start()
-    try:
-        broker.join(Queue.ANALYTICS.value, timeout=30_000)
-        worker.join()
-    finally:
-        worker.stop()
+    with in_process_worker(Queue.ANALYTICS):
+        pass
 
     assert client.get(LOOP_KEY) == b"uvloop"

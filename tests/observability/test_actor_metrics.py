@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dramatiq
 import orjson
 import redis
 
 from herald.contracts import Contract, Queue
 from herald.observability import metrics
-from herald.queue import actor, enqueue, get_broker
+from herald.queue import actor, enqueue
+from tests.fixtures.queue_worker import in_process_worker
 from tests.observability.worker_contracts import Work
 
 FLAKY = Contract("observability_test.flaky", Queue.ANALYTICS, Work)
@@ -39,15 +39,9 @@ def test_a_retried_message_counts_one_enqueue_one_retry_and_each_failed_attempt(
             metrics.QUEUE_DEAD_LETTERED,
         )
     }
-    broker = get_broker()
     enqueue(FLAKY, Work(n=1))
-    worker = dramatiq.Worker(broker, worker_threads=1)
-    worker.start()
-    try:
-        broker.join(Queue.ANALYTICS.value, timeout=30_000)
-        worker.join()
-    finally:
-        worker.stop()
+    with in_process_worker(Queue.ANALYTICS):
+        pass
 
     moved = {m: _count(m, name) - value for m, value in before.items()}
     assert moved[metrics.QUEUE_ENQUEUED] == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import dramatiq
 import httpx
 import pytest
 from fastapi import APIRouter
@@ -15,7 +14,8 @@ from opentelemetry.trace import SpanKind
 from herald.api import SessionDep, create_service_app
 from herald.contracts import Contract, Payload, Queue
 from herald.observability import tracing
-from herald.queue import actor, enqueue, get_broker
+from herald.queue import actor, enqueue
+from tests.fixtures.queue_worker import in_process_worker
 from tests.fixtures.simulator import SimulatorHandle, start_simulator
 
 pytestmark = pytest.mark.slow
@@ -86,19 +86,12 @@ async def test_request_actor_and_cloud_api_call_share_one_trace(
 ) -> None:
     simulator.reset()
     simulator.inbound(CUSTOMER, text="hi")  # opens the 24-hour window for free text
-    broker = get_broker()
     _declare_actor(simulator)
     app = _app(simulator.url)
-    worker = dramatiq.Worker(broker, worker_threads=1)
-    worker.start()
-    try:
+    with in_process_worker(Queue.ANALYTICS):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
             response = await client.post("/api/v1/hello")
         assert response.status_code == 202
-        broker.join(Queue.ANALYTICS.value, timeout=30_000)
-        worker.join()
-    finally:
-        worker.stop()
 
     finished = spans.get_finished_spans()
     request = _by_kind(finished, SpanKind.SERVER, "/api/v1/hello")
