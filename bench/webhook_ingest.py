@@ -32,11 +32,13 @@ import httpx
 import orjson
 import psycopg
 
+from bench.stack import drop_database
 from herald.runner import Service, serve_argv
 from herald.settings import get_settings
 from herald.webhooks import sign_body
 
 ROOT = Path(__file__).resolve().parents[1]
+DATABASE_NAME = "herald_bench_webhook"
 APP_SECRET = "bench-app-secret"
 ECHO_APP = textwrap.dedent(
     """
@@ -292,7 +294,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     latency_events = int(rate * (3 if quick else 10))
     # The maintenance database of the configured server holds the CREATE DATABASE.
     admin_url = urlsplit(settings.database_url)._replace(path="/postgres").geturl()
-    database_url = _database(admin_url, "herald_bench_webhook")
+    database_url = _database(admin_url, DATABASE_NAME)
     redis_url = urlsplit(settings.redis_url)._replace(path="/13").geturl()
     import redis
 
@@ -345,6 +347,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         )
     finally:
         webhook.stop()
+        drop_database(admin_url, DATABASE_NAME)
+        redis.Redis.from_url(redis_url).flushdb()
     echo_argv = serve_argv(Service.WEBHOOK, host="127.0.0.1", port=echo_port, workers=workers, reload=False)
     echo_argv[echo_argv.index("services.webhook.app:app")] = "bench_echo_app:app"
     echo = Server([*echo_argv, "--chdir", str(echo_dir)], env, echo_port, "/echo")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -25,17 +28,21 @@ def _config(url: str) -> Config:
     return config
 
 
-def _fresh_database(server_urls: dict[str, str], name: str) -> str:
-    from urllib.parse import urlsplit
-
+@pytest.fixture
+def fresh_database_url(server_urls: dict[str, str]) -> Iterator[str]:
+    """An empty database of its own, dropped again after the test."""
+    name = f"herald_migration_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_urls["postgres"], autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
-    return urlsplit(server_urls["postgres"])._replace(path=f"/{name}").geturl()
+    try:
+        yield urlsplit(server_urls["postgres"])._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(server_urls["postgres"], autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_models_and_migrations_agree(server_urls: dict[str, str]) -> None:
-    url = _fresh_database(server_urls, f"herald_migration_check_{os.getpid()}")
+def test_models_and_migrations_agree(fresh_database_url: str) -> None:
+    url = fresh_database_url
     command.upgrade(_config(url), "head")
     engine = create_engine(to_psycopg_url(url))
     with engine.connect() as connection:
@@ -45,8 +52,8 @@ def test_models_and_migrations_agree(server_urls: dict[str, str]) -> None:
     assert diff == []
 
 
-def test_downgrade_to_base_and_back(server_urls: dict[str, str]) -> None:
-    url = _fresh_database(server_urls, f"herald_migration_roundtrip_{os.getpid()}")
+def test_downgrade_to_base_and_back(fresh_database_url: str) -> None:
+    url = fresh_database_url
     config = _config(url)
     command.upgrade(config, "head")
     command.downgrade(config, "base")
