@@ -32,7 +32,7 @@ import httpx
 import orjson
 import psycopg
 
-from bench.stack import drop_database
+from bench.stack import create_database, drop_database, tree_cpu
 from herald.runner import Service, serve_argv
 from herald.settings import get_settings
 from herald.webhooks import sign_body
@@ -73,21 +73,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _database(admin_url: str, name: str) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    url = urlsplit(admin_url)._replace(path=f"/{name}").geturl()
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["url"] = url
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
-    return url
 
 
 class Server:
@@ -249,24 +234,6 @@ def _wrk(port: int, path: str, seconds: int, connections: int) -> dict[str, Any]
     }  # fmt: skip
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a server process and its children (gunicorn workers); Linux /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    try:
-        pids += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return 0.0
-    total = 0
-    for one in pids:
-        try:
-            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
-
-
 def _settle(url: str) -> None:
     """Start the latency run from a settled database: the capacity run just inserted tens of
     thousands of rows, and the autovacuum and checkpoint they trigger would otherwise land in
@@ -294,7 +261,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     latency_events = int(rate * (3 if quick else 10))
     # The maintenance database of the configured server holds the CREATE DATABASE.
     admin_url = urlsplit(settings.database_url)._replace(path="/postgres").geturl()
-    database_url = _database(admin_url, DATABASE_NAME)
+    database_url = create_database(admin_url, DATABASE_NAME)
     redis_url = urlsplit(settings.redis_url)._replace(path="/13").geturl()
     import redis
 
@@ -315,11 +282,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     )
     try:
         before = _count_rows(database_url)
-        cpu_before = _cpu_seconds(webhook.process.pid)
+        cpu_before = tree_cpu(webhook.process.pid)
         began = time.perf_counter()
         capacity = _capacity(webhook_port, "/webhooks/whatsapp", seconds, 64)
         elapsed = time.perf_counter() - began
-        cpu = _cpu_seconds(webhook.process.pid) - cpu_before
+        cpu = tree_cpu(webhook.process.pid) - cpu_before
         stored = _count_rows(database_url) - before
         results.append({
             "benchmark": "webhook_ingest", "server": "webhook", "measure": f"capacity ({capacity['how']})",
@@ -353,9 +320,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     echo_argv[echo_argv.index("services.webhook.app:app")] = "bench_echo_app:app"
     echo = Server([*echo_argv, "--chdir", str(echo_dir)], env, echo_port, "/echo")
     try:
-        cpu_before = _cpu_seconds(echo.process.pid)
+        cpu_before = tree_cpu(echo.process.pid)
         capacity = _capacity(echo_port, "/echo", seconds, 64)
-        cpu = _cpu_seconds(echo.process.pid) - cpu_before
+        cpu = tree_cpu(echo.process.pid) - cpu_before
         results.append(
             {
                 "benchmark": "webhook_ingest",

@@ -37,6 +37,7 @@ from herald.settings import get_settings
 P = TypeVar("P", bound=Payload)
 
 _broker: RedisBroker | None = None
+_extra_middleware: list[dramatiq.Middleware] = []
 
 
 class UvloopAsyncIO(AsyncIO):
@@ -52,7 +53,6 @@ class UvloopAsyncIO(AsyncIO):
         thread.loop = uvloop.new_event_loop()
         thread.start(timeout=1.0)
         set_event_loop_thread(thread)
-_extra_middleware: list[dramatiq.Middleware] = []
 
 
 def add_middleware(middleware: dramatiq.Middleware) -> None:
